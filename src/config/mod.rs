@@ -1,0 +1,1 @@
+//! Typed configuration (owned by the config work item).

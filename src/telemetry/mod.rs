@@ -1,0 +1,3 @@
+//! Metrics and log redaction.
+
+pub mod redact;
