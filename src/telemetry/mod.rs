@@ -1,3 +1,4 @@
 //! Metrics and log redaction.
 
+pub mod metrics;
 pub mod redact;

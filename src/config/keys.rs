@@ -1,0 +1,94 @@
+//! The config schema as the TOML walker sees it: every key, per section, with the kind
+//! of value it takes. Mirrors the serde types in `schema.rs`; a test in `shape.rs`
+//! serialises a fully populated `Config` and compares, so the two cannot drift.
+
+/// What a setting's value must look like at the TOML level.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    Bool,
+    /// Non-negative integer.
+    UInt,
+    Str,
+    /// `IP:port`, parsed here because serde would otherwise stop at the first bad one.
+    Addr,
+    /// A string from a fixed set (serde enums).
+    OneOf(&'static [&'static str]),
+    StrList,
+    Table(&'static [Field]),
+    /// `[[name]]`.
+    TableList(&'static [Field]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+const fn f(name: &'static str, kind: Kind) -> Field {
+    Field { name, kind }
+}
+
+pub(super) const POLICIES: &[&str] = &["strict", "heuristic"];
+pub(super) const LOG_FORMATS: &[&str] = &["text", "json"];
+
+const NODE: &[Field] = &[f("id", Kind::Str), f("dev", Kind::Bool)];
+const RUNTIME: &[Field] = &[
+    f("cores", Kind::UInt),
+    f("io_memory_kib", Kind::UInt),
+    f("ring_depth", Kind::UInt),
+    f("bus_capacity", Kind::UInt),
+];
+const CERT: &[Field] = &[
+    f("names", Kind::StrList),
+    f("cert", Kind::Str),
+    f("key", Kind::Str),
+];
+const SESSION: &[Field] = &[
+    f("secret_file", Kind::Str),
+    f("secret_env", Kind::Str),
+    f("cookie_name", Kind::Str),
+    f("cookie_ttl_secs", Kind::UInt),
+    f("invite_ttl_secs", Kind::UInt),
+];
+const LIMITS: &[Field] = &[
+    f("max_connections", Kind::UInt),
+    f("handshake_timeout_ms", Kind::UInt),
+    f("header_timeout_ms", Kind::UInt),
+    f("idle_timeout_ms", Kind::UInt),
+    f("max_header_bytes", Kind::UInt),
+    f("max_body_bytes", Kind::UInt),
+    f("max_requests_per_conn", Kind::UInt),
+];
+const FRONT: &[Field] = &[
+    f("listen", Kind::Addr),
+    f("domains", Kind::StrList),
+    f("policy", Kind::OneOf(POLICIES)),
+    f("cover_dir", Kind::Str),
+    f("server_header", Kind::Str),
+    f("certs", Kind::TableList(CERT)),
+    f("session", Kind::Table(SESSION)),
+    f("limits", Kind::Table(LIMITS)),
+];
+const ADMIN: &[Field] = &[f("listen", Kind::Addr)];
+const SHUTDOWN: &[Field] = &[f("drain_timeout_secs", Kind::UInt)];
+const LOG: &[Field] = &[f("level", Kind::Str), f("format", Kind::OneOf(LOG_FORMATS))];
+
+/// The top level of the config file.
+pub(super) const ROOT: &[Field] = &[
+    f("node", Kind::Table(NODE)),
+    f("runtime", Kind::Table(RUNTIME)),
+    f("front", Kind::Table(FRONT)),
+    f("admin", Kind::Table(ADMIN)),
+    f("shutdown", Kind::Table(SHUTDOWN)),
+    f("log", Kind::Table(LOG)),
+];
+
+/// `prefix.name`, or `name` at the top level.
+pub(super) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}

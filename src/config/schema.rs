@@ -1,0 +1,256 @@
+//! The configuration types, their defaults and the handful of accessors other modules use.
+//!
+//! Every section is `#[serde(default)]` so an operator writes only what differs from the
+//! defaults. Integers are unsigned and wide enough that any value an operator can mean
+//! fits; the allowed range is checked in `validate.rs` so a bad number is reported with its
+//! range instead of as a serde overflow.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::CoverPolicy;
+
+/// The whole configuration of one edge node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub runtime: RuntimeConfig,
+    pub front: FrontConfig,
+    pub admin: AdminConfig,
+    pub shutdown: ShutdownConfig,
+    pub log: LogConfig,
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node name, `[a-z0-9-]`, 1..=64; required unless `dev`.
+    pub id: String,
+    /// A dev node makes a self-signed certificate and a random session secret at start.
+    /// Defaults to `false` so a production file that forgets the key fails validation
+    /// (no certificate, no secret) instead of quietly serving a self-signed certificate.
+    pub dev: bool,
+}
+
+/// Shard runtime sizing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Number of shards; 0 = every CPU the process may use. `--cores` overrides it.
+    pub cores: u64,
+    /// glommio `io_memory` per shard, KiB.
+    pub io_memory_kib: u64,
+    /// io_uring ring depth per shard; a power of two.
+    pub ring_depth: u64,
+    /// Capacity of each shard's cross-shard channel.
+    pub bus_capacity: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cores: 0,
+            io_memory_kib: 1024,
+            ring_depth: 128,
+            bus_capacity: 1024,
+        }
+    }
+}
+
+/// The HTTPS front on the partner domain.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrontConfig {
+    pub listen: SocketAddr,
+    /// Partner domains, lowercase DNS names.
+    pub domains: Vec<String>,
+    /// How eagerly a connection is treated as a probe and shown the cover site.
+    pub policy: CoverPolicy,
+    /// Empty = the built-in cover site; else a directory with `index.html` and `404.html`.
+    pub cover_dir: PathBuf,
+    /// Value of the `Server` response header; empty = no header.
+    pub server_header: String,
+    /// TLS certificates; the first one is served when SNI is absent or unknown.
+    pub certs: Vec<CertConfig>,
+    pub session: SessionConfig,
+    pub limits: FrontLimits,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8443)),
+            domains: vec!["localhost".to_owned()],
+            policy: CoverPolicy::Strict,
+            cover_dir: PathBuf::new(),
+            // nginx is what most of the sites we must look like answer with.
+            server_header: "nginx".to_owned(),
+            certs: Vec::new(),
+            session: SessionConfig::default(),
+            limits: FrontLimits::default(),
+        }
+    }
+}
+
+/// One certificate chain and its private key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CertConfig {
+    /// Names this certificate serves; left empty in the file it becomes `front.domains`
+    /// at load time, so the effective config always lists them.
+    pub names: Vec<String>,
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key; must not be group- or world-readable.
+    pub key: PathBuf,
+}
+
+/// Session cookies and invites. The secret itself never lives in this struct: only
+/// where to read it from, so printing the config can never leak it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    pub cookie_name: String,
+    pub cookie_ttl_secs: u64,
+    pub invite_ttl_secs: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            secret_file: None,
+            secret_env: None,
+            cookie_name: "oxpulse_session".to_owned(),
+            cookie_ttl_secs: 7 * 24 * 3600,
+            invite_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl SessionConfig {
+    pub fn cookie_ttl(&self) -> Duration {
+        Duration::from_secs(self.cookie_ttl_secs)
+    }
+
+    pub fn invite_ttl(&self) -> Duration {
+        Duration::from_secs(self.invite_ttl_secs)
+    }
+}
+
+/// Per-shard connection limits. Defaults copy nginx's so timing and size behaviour
+/// under probing matches the web servers the front imitates.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrontLimits {
+    pub max_connections: u64,
+    pub handshake_timeout_ms: u64,
+    /// nginx `client_header_timeout`.
+    pub header_timeout_ms: u64,
+    /// nginx `keepalive_timeout`.
+    pub idle_timeout_ms: u64,
+    /// nginx `large_client_header_buffers 4 8k`.
+    pub max_header_bytes: u64,
+    /// nginx `client_max_body_size 1m`.
+    pub max_body_bytes: u64,
+    /// nginx `keepalive_requests`.
+    pub max_requests_per_conn: u64,
+}
+
+impl Default for FrontLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            handshake_timeout_ms: 10_000,
+            header_timeout_ms: 60_000,
+            idle_timeout_ms: 75_000,
+            max_header_bytes: 32 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_requests_per_conn: 1000,
+        }
+    }
+}
+
+impl FrontLimits {
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+}
+
+/// Metrics and health endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9317)),
+        }
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long open connections may finish after a stop signal.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 10,
+        }
+    }
+}
+
+impl ShutdownConfig {
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing_subscriber::EnvFilter` directive such as `info` or `info,oxpulse_edge::front=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}

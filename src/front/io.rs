@@ -1,0 +1,145 @@
+//! Byte-stream wrappers used by the front's connection driver.
+
+use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_lite::{AsyncRead, AsyncWrite};
+
+/// Replays bytes that were read before TLS started (the sniffed ClientHello),
+/// then reads from the socket.
+pub struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Self {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.len());
+            buf[..n].copy_from_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.prefix.len() {
+                // The hello is consumed once; free it rather than carry it for the connection's life.
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(n));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// Records when bytes last moved, so an idle watchdog can close quiet connections.
+pub struct Activity<S> {
+    inner: S,
+    last: Rc<Cell<Instant>>,
+}
+
+impl<S> Activity<S> {
+    pub fn new(inner: S) -> (Self, Rc<Cell<Instant>>) {
+        let last = Rc::new(Cell::new(Instant::now()));
+        (
+            Self {
+                inner,
+                last: last.clone(),
+            },
+            last,
+        )
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Activity<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.last.set(Instant::now());
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Activity<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.last.set(Instant::now());
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::{future::block_on, AsyncReadExt};
+
+    #[test]
+    fn prefix_is_replayed_before_inner() {
+        let inner = futures_lite::io::Cursor::new(b" world".to_vec());
+        let mut p = Prefixed::new(b"hello".to_vec(), inner);
+        let mut out = String::new();
+        block_on(p.read_to_string(&mut out)).unwrap();
+        assert_eq!(out, "hello world");
+    }
+
+    #[test]
+    fn activity_moves_on_read() {
+        let inner = futures_lite::io::Cursor::new(b"abc".to_vec());
+        let (mut a, last) = Activity::new(inner);
+        let before = last.get();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let mut b = [0u8; 3];
+        block_on(a.read_exact(&mut b)).unwrap();
+        assert!(last.get() > before);
+    }
+}

@@ -1,0 +1,167 @@
+//! Wiring: turns a validated [`Config`] into the state every shard starts from,
+//! then runs the shards (see `runtime.rs`).
+//!
+//! Everything built here is immutable and shared read-only (`Arc`); mutable
+//! state is created inside each shard and never leaves it.
+
+pub mod runtime;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use shards::bus::Reply;
+
+use crate::config::{self, Config};
+use crate::front::cover::CoverSite;
+use crate::front::probe::{Classifier, Policy, SessionKeys};
+use crate::front::tls::{self, CertSet, TlsSetupError};
+use crate::telemetry::metrics::Snapshot;
+
+/// Messages between shards: registration, rotation and metrics only.
+pub enum ShardMsg {
+    /// Metrics aggregation on scrape.
+    Metrics(Reply<Snapshot>),
+    /// New certificates after SIGHUP: rebuild the TLS config for new connections.
+    Certs(Arc<CertSet>),
+}
+
+/// Why the node could not start. Each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsSetupError),
+    #[error("cover site: {0}")]
+    Cover(String),
+    #[error("{0}")]
+    Config(#[from] config::ConfigErrors),
+    #[error("cannot bind {what} {addr}: {source} (is another process using it? pick another address in the config)")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Runtime(#[from] shards::runtime::RuntimeError),
+    #[error("shard failed: {0}")]
+    Shard(String),
+}
+
+/// Read-only state handed to every shard.
+pub struct Shared {
+    pub cfg: Arc<Config>,
+    pub cover: Arc<CoverSite>,
+    pub classifier: Arc<Classifier>,
+    pub certs: Arc<CertSet>,
+    pub ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    /// Addresses with any port 0 replaced by the port actually chosen.
+    pub front_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// Shards that have bound their listeners and are serving.
+    pub ready: Arc<AtomicUsize>,
+    /// Fatal problems reported by shards; non-empty means exit non-zero.
+    pub fatal: Arc<Mutex<Vec<String>>>,
+    /// The dev node's self-signed certificate in PEM (None in production).
+    pub dev_cert_pem: Option<String>,
+}
+
+/// Loads the certificates named in the config (or makes the dev one).
+pub fn load_certs(cfg: &Config) -> Result<(CertSet, Option<String>), TlsSetupError> {
+    if cfg.front.certs.is_empty() && cfg.node.dev {
+        let mut names = cfg.front.domains.clone();
+        if !names.iter().any(|n| n == "localhost") {
+            names.push("localhost".into());
+        }
+        let (ck, pem) = tls::self_signed(&names)?;
+        return Ok((CertSet::new(vec![(names, ck)])?, Some(pem)));
+    }
+    let mut entries = Vec::new();
+    for c in &cfg.front.certs {
+        let names = if c.names.is_empty() {
+            cfg.front.domains.clone()
+        } else {
+            c.names.clone()
+        };
+        entries.push((names, tls::load_pem_pair(&c.cert, &c.key)?));
+    }
+    Ok((CertSet::new(entries)?, None))
+}
+
+fn load_cover(dir: &Path) -> Result<CoverSite, StartError> {
+    if dir.as_os_str().is_empty() {
+        return Ok(CoverSite::builtin());
+    }
+    CoverSite::load(dir).map_err(|e| StartError::Cover(format!("{}: {e}", dir.display())))
+}
+
+fn session_keys(cfg: &Config) -> Result<SessionKeys, StartError> {
+    let s = &cfg.front.session;
+    if s.secret_file.is_none() && s.secret_env.is_none() && cfg.node.dev {
+        // A dev node has no secret on disk: a fresh random one per start is
+        // enough, since dev cookies need not survive a restart.
+        use ring::rand::SecureRandom;
+        let mut k = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut k)
+            .map_err(|_| StartError::Shard("no system randomness".into()))?;
+        return Ok(SessionKeys::new(&k));
+    }
+    let secret = config::load_secret(
+        s.secret_file.as_deref(),
+        s.secret_env.as_deref(),
+        "front.session",
+    )
+    .map_err(|p| config::ConfigErrors(vec![p]))?;
+    Ok(SessionKeys::new(secret.expose()))
+}
+
+/// Replaces port 0 by a free port, so every shard binds the same one with SO_REUSEPORT.
+fn resolve_port(addr: SocketAddr, what: &'static str) -> Result<SocketAddr, StartError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        what,
+        addr,
+        source,
+    })?;
+    let local = probe.local_addr().map_err(|source| StartError::Bind {
+        what,
+        addr,
+        source,
+    })?;
+    Ok(local)
+}
+
+/// Builds the shared start state from a validated config.
+pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
+    let (certs, dev_cert_pem) = load_certs(&cfg)?;
+    let cover = load_cover(&cfg.front.cover_dir)?;
+    let keys = session_keys(&cfg)?;
+    let policy = match cfg.front.policy {
+        config::CoverPolicy::Strict => Policy::Strict,
+        config::CoverPolicy::Heuristic => Policy::Heuristic,
+    };
+    let classifier = Classifier {
+        policy,
+        keys,
+        cookie_name: cfg.front.session.cookie_name.clone(),
+        cookie_ttl_secs: cfg.front.session.cookie_ttl_secs,
+        partner_domains: cfg.front.domains.clone(),
+    };
+    let front_addr = resolve_port(cfg.front.listen, "front listener")?;
+    let admin_addr = resolve_port(cfg.admin.listen, "admin listener")?;
+    Ok(Shared {
+        cover: Arc::new(cover),
+        classifier: Arc::new(classifier),
+        certs: Arc::new(certs),
+        ticketer: tls::ticketer()?,
+        front_addr,
+        admin_addr,
+        ready: Arc::new(AtomicUsize::new(0)),
+        fatal: Arc::new(Mutex::new(Vec::new())),
+        dev_cert_pem,
+        cfg: Arc::new(cfg),
+    })
+}

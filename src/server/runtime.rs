@@ -1,0 +1,185 @@
+//! What each shard runs: its inbox, its front listener and (shard 0 only) the
+//! admin listener and the SIGHUP certificate reloader.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use http::HeaderValue;
+use shards::runtime::{RuntimeOptions, Shard};
+use shards::shutdown::{ConnTracker, Shutdown};
+
+use super::{load_certs, Shared, ShardMsg, StartError};
+use crate::admin::driver as admin;
+use crate::front::driver::{serve, FrontShard};
+use crate::front::http::Site;
+use crate::front::route::Router;
+use crate::front::tls;
+use crate::telemetry::metrics::{Metric, ShardMetrics};
+
+/// Runs the node until it has drained after SIGINT/SIGTERM (or `shutdown.trigger()`).
+pub fn run(shared: Arc<Shared>, shutdown: &Shutdown) -> Result<(), StartError> {
+    let rt = &shared.cfg.runtime;
+    let opts = RuntimeOptions {
+        cores: (rt.cores > 0).then_some(rt.cores as usize),
+        io_memory: (rt.io_memory_kib as usize) << 10,
+        ring_depth: rt.ring_depth as usize,
+        bus_capacity: rt.bus_capacity as usize,
+        name: "edge".into(),
+    };
+    let sd = shutdown.clone();
+    let sh = shared.clone();
+    let hup = sighup_channel();
+    shards::runtime::run(opts, shutdown, move |shard: Shard<ShardMsg>| {
+        shard_main(sh.clone(), shard, sd.clone(), hup.clone())
+    })?;
+    let fatal = shared.fatal.lock().map(|f| f.clone()).unwrap_or_default();
+    if !fatal.is_empty() {
+        return Err(StartError::Shard(fatal.join("; ")));
+    }
+    Ok(())
+}
+
+/// SIGHUP arrives on a std thread (signal-hook) and is forwarded to shard 0.
+fn sighup_channel() -> flume::Receiver<()> {
+    let (tx, rx) = flume::bounded(1);
+    match signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP]) {
+        Ok(mut signals) => {
+            std::thread::Builder::new()
+                .name("sighup".into())
+                .spawn(move || {
+                    for _ in signals.forever() {
+                        let _ = tx.try_send(());
+                    }
+                })
+                .ok();
+        }
+        Err(e) => tracing::warn!(error = %e, "SIGHUP handler not installed; certificates will not reload"),
+    }
+    rx
+}
+
+fn fail(shared: &Shared, shutdown: &Shutdown, msg: String) {
+    tracing::error!("{msg}");
+    if let Ok(mut f) = shared.fatal.lock() {
+        f.push(msg);
+    }
+    shutdown.trigger();
+}
+
+async fn shard_main(
+    shared: Arc<Shared>,
+    shard: Shard<ShardMsg>,
+    shutdown: Shutdown,
+    hup: flume::Receiver<()>,
+) {
+    let cfg = &shared.cfg;
+    let metrics = Rc::new(ShardMetrics::default());
+    let tls_cfg = match tls::server_config(shared.certs.clone(), shared.ticketer.clone()) {
+        Ok(c) => c,
+        Err(e) => return fail(&shared, &shutdown, format!("TLS config: {e}")),
+    };
+    let listener = match TcpListener::bind(shared.front_addr) {
+        Ok(l) => l,
+        Err(e) => {
+            let err = StartError::Bind {
+                what: "front listener",
+                addr: shared.front_addr,
+                source: e.into(),
+            };
+            return fail(&shared, &shutdown, err.to_string());
+        }
+    };
+    let server_header = (!cfg.front.server_header.is_empty())
+        .then(|| HeaderValue::from_str(&cfg.front.server_header).ok())
+        .flatten();
+    let site = Rc::new(Site {
+        cover: shared.cover.clone(),
+        classifier: shared.classifier.clone(),
+        server_header,
+        max_body_bytes: cfg.front.limits.max_body_bytes,
+        metrics: metrics.clone(),
+    });
+    let front = Rc::new(FrontShard {
+        router: Router::new(&cfg.front.domains),
+        tls: RefCell::new(tls_cfg),
+        site,
+        limits: cfg.front.limits.clone(),
+        metrics: metrics.clone(),
+        conns: ConnTracker::default(),
+    });
+
+    glommio::spawn_local(inbox_loop(shard.inbox, front.clone(), shared.clone())).detach();
+
+    if shard.index == 0 {
+        match TcpListener::bind(shared.admin_addr) {
+            Ok(l) => {
+                let st = admin::AdminState {
+                    bus: shard.bus.clone(),
+                    shared: shared.clone(),
+                    shutdown: shard.shutdown.clone(),
+                };
+                glommio::spawn_local(admin::serve(l, Rc::new(st))).detach();
+            }
+            Err(e) => {
+                let err = StartError::Bind {
+                    what: "admin listener",
+                    addr: shared.admin_addr,
+                    source: e.into(),
+                };
+                return fail(&shared, &shutdown, err.to_string());
+            }
+        }
+        glommio::spawn_local(reload_on_hup(hup, shard.bus.clone(), shared.clone())).detach();
+        tracing::info!(
+            front = %shared.front_addr,
+            admin = %shared.admin_addr,
+            shards = shard.count,
+            dev = cfg.node.dev,
+            "edge listening"
+        );
+    }
+    shared.ready.fetch_add(1, Ordering::SeqCst);
+    serve(front, listener, shard.shutdown.clone()).await;
+    shared.ready.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn inbox_loop(inbox: shards::bus::Inbox<ShardMsg>, front: Rc<FrontShard>, shared: Arc<Shared>) {
+    while let Some(msg) = inbox.recv().await {
+        match msg {
+            ShardMsg::Metrics(reply) => reply.send(front.metrics.snapshot()),
+            ShardMsg::Certs(set) => match tls::server_config(set, shared.ticketer.clone()) {
+                Ok(c) => {
+                    *front.tls.borrow_mut() = c;
+                    front.metrics.inc(Metric::CertReloads);
+                }
+                Err(e) => tracing::error!(error = %e, "new certificates rejected; keeping the old ones"),
+            },
+        }
+    }
+}
+
+/// Shard 0 re-reads the PEM files on SIGHUP and hands the result to every shard.
+async fn reload_on_hup(hup: flume::Receiver<()>, bus: shards::bus::Bus<ShardMsg>, shared: Arc<Shared>) {
+    while hup.recv_async().await.is_ok() {
+        if shared.cfg.front.certs.is_empty() {
+            tracing::info!("SIGHUP: no certificate files configured; nothing to reload");
+            continue;
+        }
+        // PEM files are small; reading them on the shard for a rare signal is fine.
+        match load_certs(&shared.cfg) {
+            Ok((set, _)) => {
+                let set = Arc::new(set);
+                let delivered = (0..bus.shards())
+                    .filter(|&i| bus.send_to(i, ShardMsg::Certs(set.clone())).is_ok())
+                    .count();
+                tracing::info!(delivered, "SIGHUP: certificates reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: certificates not reloaded; keeping the old ones"),
+        }
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+    }
+}
