@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("EDGE_GIT_HASH"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("EDGE_GIT_HASH"),
+    ")"
+);
 
 #[derive(Parser, Debug)]
 #[command(name = "edge", version = VERSION, about = "OxPulse partner edge: one thread-per-core server for the cover site, app proxy, calls, tunnel and mesh")]

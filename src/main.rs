@@ -88,11 +88,18 @@ fn run(cfg: Config) -> ExitCode {
 /// A dev node has a random session secret, so it prints its own invite link.
 fn announce_dev(shared: &server::Shared) {
     let now = unix_now();
-    let token = shared
-        .classifier
-        .keys
-        .mint_invite(now, shared.cfg.front.session.invite_ttl_secs, nonce());
-    let host = shared.cfg.front.domains.first().map(String::as_str).unwrap_or("localhost");
+    let token =
+        shared
+            .classifier
+            .keys
+            .mint_invite(now, shared.cfg.front.session.invite_ttl_secs, nonce());
+    let host = shared
+        .cfg
+        .front
+        .domains
+        .first()
+        .map(String::as_str)
+        .unwrap_or("localhost");
     eprintln!(
         "edge: dev node on https://{host}:{port}/ (self-signed certificate; admin on http://{admin}/metrics)\n\
          edge: app invite for this run: https://{host}:{port}{prefix}{token}",
@@ -110,7 +117,10 @@ fn invite(cfg: &Config, ttl: Option<u64>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if cfg.node.dev && cfg.front.session.secret_file.is_none() && cfg.front.session.secret_env.is_none() {
+    if cfg.node.dev
+        && cfg.front.session.secret_file.is_none()
+        && cfg.front.session.secret_env.is_none()
+    {
         eprintln!("edge: this config has no session secret (dev node); a running dev node prints its own invite");
         return ExitCode::FAILURE;
     }

@@ -29,11 +29,20 @@ fn sigterm_drains_and_exits_zero() {
             _ => std::thread::sleep(Duration::from_millis(20)),
         }
     }
-    assert!(saw_draining, "readyz must report draining; log:\n{}", edge.log());
+    assert!(
+        saw_draining,
+        "readyz must report draining; log:\n{}",
+        edge.log()
+    );
     let refused = TcpStream::connect_timeout(&edge.front, Duration::from_secs(2)).is_err();
-    assert!(refused, "the front listener must be closed during the drain");
+    assert!(
+        refused,
+        "the front listener must be closed during the drain"
+    );
     drop(held);
-    let st = edge.wait_exit(Duration::from_secs(30)).expect("edge exits after the drain");
+    let st = edge
+        .wait_exit(Duration::from_secs(30))
+        .expect("edge exits after the drain");
     assert!(st.success(), "exit status {st:?}; log:\n{}", edge.log());
     assert!(edge.log().contains("front drained"));
 }
@@ -43,7 +52,9 @@ fn second_signal_exits_at_once() {
     let setup = prod_setup("strict", "");
     // A long drain deadline, so only the second signal can end the run.
     let path = setup.config();
-    let text = std::fs::read_to_string(&path).unwrap().replace("drain_timeout_secs = 5", "drain_timeout_secs = 600");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("drain_timeout_secs = 5", "drain_timeout_secs = 600");
     std::fs::write(&path, text).unwrap();
     let mut edge = start(&["--config", path.to_str().unwrap()], setup.dir);
     let mut held = TcpStream::connect(edge.front).unwrap();
@@ -53,14 +64,19 @@ fn second_signal_exits_at_once() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(edge.child.try_wait().unwrap().is_none(), "still draining");
     edge.signal("INT");
-    let st = edge.wait_exit(Duration::from_secs(30)).expect("second signal ends the process");
+    let st = edge
+        .wait_exit(Duration::from_secs(30))
+        .expect("second signal ends the process");
     assert!(!st.success());
 }
 
 #[test]
 fn memlock_too_low_is_a_clear_error() {
     let setup = prod_setup("strict", "");
-    let script = format!("ulimit -l 64 && exec {EDGE} --cores 2 --config {}", setup.config().display());
+    let script = format!(
+        "ulimit -l 64 && exec {EDGE} --cores 2 --config {}",
+        setup.config().display()
+    );
     let mut child = Command::new("sh")
         .args(["-c", &script])
         .stderr(std::process::Stdio::piped())
@@ -80,7 +96,12 @@ fn memlock_too_low_is_a_clear_error() {
     };
     let mut err = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!status.success());
     assert!(err.to_lowercase().contains("memlock"), "{err}");
     assert!(err.contains("ulimit -l"), "the fix must be named: {err}");
@@ -93,7 +114,12 @@ fn too_many_cores_is_refused() {
     std::fs::write(&cfg, "[node]\ndev = true\n[front]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     let allowed = std::thread::available_parallelism().unwrap().get();
     let run = Command::new(EDGE)
-        .args(["--cores", &(allowed + 1).to_string(), "--config", cfg.to_str().unwrap()])
+        .args([
+            "--cores",
+            &(allowed + 1).to_string(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!run.status.success());
@@ -110,10 +136,19 @@ fn bad_config_lists_every_problem() {
         "[node]\nid = \"Bad Id!\"\ndev = false\nbogus = 1\n[front]\nlisten = \"nowhere\"\npolicy = \"lax\"\n[front.limits]\nmax_body_bytes = \"big\"\nheader_timout_ms = 5\n",
     )
     .unwrap();
-    let out = Command::new(EDGE).args(["check", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(EDGE)
+        .args(["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    for key in ["node.bogus", "front.listen", "front.policy", "front.limits.max_body_bytes", "front.limits.header_timout_ms"] {
+    for key in [
+        "node.bogus",
+        "front.listen",
+        "front.policy",
+        "front.limits.max_body_bytes",
+        "front.limits.header_timout_ms",
+    ] {
         assert!(err.contains(key), "missing {key} in:\n{err}");
     }
 }
@@ -121,7 +156,10 @@ fn bad_config_lists_every_problem() {
 #[test]
 fn check_prints_config_without_secrets() {
     let setup = prod_setup("strict", "");
-    let out = Command::new(EDGE).args(["check", "--config", setup.config().to_str().unwrap()]).output().unwrap();
+    let out = Command::new(EDGE)
+        .args(["check", "--config", setup.config().to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("edge.test") && text.contains("session.key"));
@@ -135,7 +173,10 @@ fn world_readable_secret_is_refused() {
     let setup = prod_setup("strict", "");
     let key = setup.dir.path().join("session.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new(EDGE).args(["check", "--config", setup.config().to_str().unwrap()]).output().unwrap();
+    let out = Command::new(EDGE)
+        .args(["check", "--config", setup.config().to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
 }
@@ -143,12 +184,25 @@ fn world_readable_secret_is_refused() {
 #[test]
 fn sighup_reloads_certificates() {
     let setup = prod_setup("strict", "");
-    let ca_old = setup.ca_pem.clone();
     let dir_path = setup.dir.path().to_path_buf();
+    // Keep a copy: the original path is overwritten with the new certificate below.
+    let ca_old = dir_path.join("old-ca.pem");
+    std::fs::copy(&setup.ca_pem, &ca_old).unwrap();
     let cfg = setup.config();
     let edge = start(&["--config", cfg.to_str().unwrap()], setup.dir);
     let ok_with = |ca: &std::path::Path| {
-        let out = edge.curl("edge.test", "/", &["--cacert", ca.to_str().unwrap(), "-o", "/dev/null", "-w", "%{http_code}"]);
+        let out = edge.curl(
+            "edge.test",
+            "/",
+            &[
+                "--cacert",
+                ca.to_str().unwrap(),
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ],
+        );
         stdout(&out) == "200"
     };
     assert!(ok_with(&ca_old));
@@ -158,15 +212,23 @@ fn sighup_reloads_certificates() {
     std::fs::copy(&c, dir_path.join("edge.crt")).unwrap();
     std::fs::copy(&k, dir_path.join("edge.key")).unwrap();
     edge.signal("HUP");
-    let mut reloaded = false;
-    for _ in 0..100 {
-        if ok_with(&c) {
-            reloaded = true;
+    // Every shard applies the new set (one reload counted per shard).
+    let mut applied = 0;
+    for _ in 0..200 {
+        applied = edge.metric("edge_tls_cert_reloads_total");
+        if applied == 2 {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(reloaded, "new certificate not served after SIGHUP; log:\n{}", edge.log());
-    assert!(!ok_with(&ca_old));
-    assert_eq!(edge.metric("edge_tls_cert_reloads_total"), 2);
+    assert_eq!(applied, 2, "log:\n{}", edge.log());
+    // New connections, whichever shard takes them, see only the new certificate.
+    for _ in 0..6 {
+        assert!(
+            ok_with(&c),
+            "new certificate not served; log:\n{}",
+            edge.log()
+        );
+        assert!(!ok_with(&ca_old), "old certificate still served");
+    }
 }

@@ -16,7 +16,7 @@ use shards::hyper_io::{GlommioTimer, HyperIo};
 use shards::shutdown::ShutdownHandle;
 
 use super::{plain, readiness};
-use crate::server::{Shared, ShardMsg};
+use crate::server::{ShardMsg, Shared};
 use crate::telemetry::metrics::{render_prometheus, ProcessInfo};
 
 /// How long a scrape waits for a shard before reporting without it.

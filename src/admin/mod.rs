@@ -9,7 +9,11 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 /// What the admin endpoints answer, given what is known at request time.
-pub fn plain(status: StatusCode, body: impl Into<Bytes>, content_type: &'static str) -> Response<Bytes> {
+pub fn plain(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+) -> Response<Bytes> {
     let mut r = Response::new(body.into());
     *r.status_mut() = status;
     r.headers_mut()
@@ -41,7 +45,13 @@ mod tests {
     #[test]
     fn readiness_states() {
         assert_eq!(readiness(2, 2, false).status(), StatusCode::OK);
-        assert_eq!(readiness(1, 2, false).status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(readiness(2, 2, true).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            readiness(1, 2, false).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            readiness(2, 2, true).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -54,10 +54,13 @@ pub async fn serve(front: Rc<FrontShard>, listener: TcpListener, shutdown: Shutd
         Drain,
     }
     loop {
-        let ev = futures_lite::future::or(async { Ev::Accepted(listener.accept().await.map_err(Into::into)) }, async {
-            shutdown.draining().await;
-            Ev::Drain
-        })
+        let ev = futures_lite::future::or(
+            async { Ev::Accepted(listener.accept().await.map_err(Into::into)) },
+            async {
+                shutdown.draining().await;
+                Ev::Drain
+            },
+        )
         .await;
         match ev {
             Ev::Drain => break,
@@ -82,11 +85,7 @@ pub async fn serve(front: Rc<FrontShard>, listener: TcpListener, shutdown: Shutd
     drop(listener);
     if let Some(deadline) = shutdown.deadline() {
         let clean = front.conns.wait_idle(deadline).await;
-        tracing::info!(
-            clean,
-            left = front.conns.active(),
-            "front drained"
-        );
+        tracing::info!(clean, left = front.conns.active(), "front drained");
     }
 }
 
@@ -220,17 +219,20 @@ where
     let served = Rc::new(std::cell::Cell::new(0u64));
     let max_requests = front.limits.max_requests_per_conn;
     let svc = service_fn(move |req| {
-        let mut resp = site.respond(route, req);
+        let site = site.clone();
         let n = served.get() + 1;
         served.set(n);
-        if !h2 && n >= max_requests {
-            // nginx's keepalive_requests: the last allowed request closes the connection.
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
+        async move {
+            let mut resp = site.handle(route, req).await;
+            if !h2 && n >= max_requests {
+                // nginx's keepalive_requests: the last allowed request closes the connection.
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, Infallible>(resp.map(Full::new))
         }
-        async move { Ok::<_, Infallible>(resp.map(Full::new)) }
     });
     let limits = &front.limits;
     if h2 {

@@ -25,10 +25,8 @@ pub fn page(status: StatusCode, detail: Option<&str>, server: &str) -> Response<
     body.push_str("</body>\r\n</html>\r\n");
     let mut resp = Response::new(Bytes::from(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     resp
 }
 

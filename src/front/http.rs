@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Body;
 
 use super::cover::CoverSite;
 use super::errors;
@@ -37,9 +39,40 @@ impl Site {
 
     /// Answers one request that arrived on `route`. Never fails: every
     /// outcome, including bad input, is an HTTP response.
-    pub fn respond<B>(&self, route: Route, req: Request<B>) -> Response<Bytes> {
-        let (parts, _body) = req.into_parts();
-        let mut resp = self.decide(route, &parts);
+    ///
+    /// A request body is read and thrown away first (as nginx discards bodies
+    /// it does not need): answering while the body is still arriving would
+    /// make h2 reset the stream before the answer reaches the client.
+    pub async fn handle<B>(&self, route: Route, req: Request<B>) -> Response<Bytes>
+    where
+        B: Body + Unpin,
+    {
+        let (parts, body) = req.into_parts();
+        // A declared length over the limit is refused before reading a byte, as nginx does.
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let too_large = declared.is_some_and(|n| n > self.max_body_bytes)
+            || discard_body(body, self.max_body_bytes).await == Discarded::TooLarge;
+        if too_large {
+            self.metrics.inc(Metric::ReqBad);
+            let mut resp = errors::page(StatusCode::PAYLOAD_TOO_LARGE, None, self.server_name());
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return self.finish(resp);
+        }
+        self.respond(route, &parts)
+    }
+
+    /// The answer for a request whose body has been dealt with.
+    pub fn respond(&self, route: Route, parts: &http::request::Parts) -> Response<Bytes> {
+        let resp = self.decide(route, parts);
+        self.finish(resp)
+    }
+
+    fn finish(&self, mut resp: Response<Bytes>) -> Response<Bytes> {
         if let Some(server) = &self.server_header {
             resp.headers_mut().insert(header::SERVER, server.clone());
         }
@@ -89,27 +122,42 @@ impl Site {
     fn sanity(&self, parts: &http::request::Parts) -> Option<Response<Bytes>> {
         let server = self.server_name();
         // HTTP/1.1 requires Host (RFC 9112 §3.2); h2 carries :authority instead.
-        let has_host =
-            parts.headers.contains_key(header::HOST) || parts.uri.authority().is_some();
+        let has_host = parts.headers.contains_key(header::HOST) || parts.uri.authority().is_some();
         if parts.version == Version::HTTP_11 && !has_host {
             return Some(errors::page(StatusCode::BAD_REQUEST, None, server));
-        }
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes) {
-            let mut resp = errors::page(StatusCode::PAYLOAD_TOO_LARGE, None, server);
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Some(resp);
         }
         if parts.method == Method::CONNECT {
             return Some(errors::page(StatusCode::BAD_REQUEST, None, server));
         }
         None
     }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Discarded {
+    Done,
+    TooLarge,
+}
+
+/// Reads a body to its end without keeping it; stops early past `limit`.
+/// A broken body counts as done: the connection layer reports the error.
+async fn discard_body<B: Body + Unpin>(mut body: B, limit: u64) -> Discarded {
+    if body.is_end_stream() {
+        return Discarded::Done;
+    }
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Discarded::Done;
+        };
+        if let Some(data) = frame.data_ref() {
+            seen += bytes::Buf::remaining(data) as u64;
+            if seen > limit {
+                return Discarded::TooLarge;
+            }
+        }
+    }
+    Discarded::Done
 }
 
 /// Stands in for the proxy to the OxPulse backend until that capability lands.

@@ -118,11 +118,20 @@ mod tests {
     #[test]
     fn plain_http_and_garbage() {
         let r = Router::new(["edge.example"]);
-        assert_eq!(r.sniff(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Sniff::PlainHttp);
+        assert_eq!(
+            r.sniff(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Sniff::PlainHttp
+        );
         assert_eq!(r.sniff(b"OPTIONS * HTTP/1.1\r\n"), Sniff::PlainHttp);
         assert_eq!(r.sniff(b"GE"), Sniff::NeedMore(8));
-        assert_eq!(r.sniff(b"\x00\x01garbage"), Sniff::Reject(Metric::HelloNotTls));
-        assert_eq!(r.sniff(b"get / http/1.1"), Sniff::Reject(Metric::HelloNotTls));
+        assert_eq!(
+            r.sniff(b"\x00\x01garbage"),
+            Sniff::Reject(Metric::HelloNotTls)
+        );
+        assert_eq!(
+            r.sniff(b"get / http/1.1"),
+            Sniff::Reject(Metric::HelloNotTls)
+        );
     }
 
     #[test]

@@ -147,8 +147,9 @@ impl ResolvesServerCert for CertSet {
     }
 }
 
-/// ALPN protocols offered by the front, most preferred first.
-pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// ALPN protocols accepted by the front, most preferred first. nginx also
+/// accepts http/1.0 (and refuses a hello offering none of its protocols), so we do too.
+pub const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", b"http/1.0"];
 
 /// Builds one shard's server configuration: TLS 1.3 and 1.2, h2 and http/1.1.
 pub fn server_config(

@@ -126,11 +126,9 @@ fn resolve_port(addr: SocketAddr, what: &'static str) -> Result<SocketAddr, Star
         addr,
         source,
     })?;
-    let local = probe.local_addr().map_err(|source| StartError::Bind {
-        what,
-        addr,
-        source,
-    })?;
+    let local = probe
+        .local_addr()
+        .map_err(|source| StartError::Bind { what, addr, source })?;
     Ok(local)
 }
 

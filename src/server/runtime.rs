@@ -12,7 +12,7 @@ use http::HeaderValue;
 use shards::runtime::{RuntimeOptions, Shard};
 use shards::shutdown::{ConnTracker, Shutdown};
 
-use super::{load_certs, Shared, ShardMsg, StartError};
+use super::{load_certs, ShardMsg, Shared, StartError};
 use crate::admin::driver as admin;
 use crate::front::driver::{serve, FrontShard};
 use crate::front::http::Site;
@@ -57,7 +57,9 @@ fn sighup_channel() -> flume::Receiver<()> {
                 })
                 .ok();
         }
-        Err(e) => tracing::warn!(error = %e, "SIGHUP handler not installed; certificates will not reload"),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP handler not installed; certificates will not reload")
+        }
     }
     rx
 }
@@ -145,9 +147,24 @@ async fn shard_main(
     shared.ready.fetch_add(1, Ordering::SeqCst);
     serve(front, listener, shard.shutdown.clone()).await;
     shared.ready.fetch_sub(1, Ordering::SeqCst);
+    if shard.index == 0 {
+        // Shard 0 hosts the admin listener: keep it answering `/readyz`
+        // ("draining") until every other shard has finished its drain.
+        let until = shard
+            .shutdown
+            .deadline()
+            .unwrap_or_else(std::time::Instant::now);
+        while shared.ready.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
-async fn inbox_loop(inbox: shards::bus::Inbox<ShardMsg>, front: Rc<FrontShard>, shared: Arc<Shared>) {
+async fn inbox_loop(
+    inbox: shards::bus::Inbox<ShardMsg>,
+    front: Rc<FrontShard>,
+    shared: Arc<Shared>,
+) {
     while let Some(msg) = inbox.recv().await {
         match msg {
             ShardMsg::Metrics(reply) => reply.send(front.metrics.snapshot()),
@@ -156,14 +173,20 @@ async fn inbox_loop(inbox: shards::bus::Inbox<ShardMsg>, front: Rc<FrontShard>, 
                     *front.tls.borrow_mut() = c;
                     front.metrics.inc(Metric::CertReloads);
                 }
-                Err(e) => tracing::error!(error = %e, "new certificates rejected; keeping the old ones"),
+                Err(e) => {
+                    tracing::error!(error = %e, "new certificates rejected; keeping the old ones")
+                }
             },
         }
     }
 }
 
 /// Shard 0 re-reads the PEM files on SIGHUP and hands the result to every shard.
-async fn reload_on_hup(hup: flume::Receiver<()>, bus: shards::bus::Bus<ShardMsg>, shared: Arc<Shared>) {
+async fn reload_on_hup(
+    hup: flume::Receiver<()>,
+    bus: shards::bus::Bus<ShardMsg>,
+    shared: Arc<Shared>,
+) {
     while hup.recv_async().await.is_ok() {
         if shared.cfg.front.certs.is_empty() {
             tracing::info!("SIGHUP: no certificate files configured; nothing to reload");
@@ -178,7 +201,9 @@ async fn reload_on_hup(hup: flume::Receiver<()>, bus: shards::bus::Bus<ShardMsg>
                     .count();
                 tracing::info!(delivered, "SIGHUP: certificates reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "SIGHUP: certificates not reloaded; keeping the old ones"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: certificates not reloaded; keeping the old ones")
+            }
         }
         glommio::timer::sleep(Duration::from_millis(100)).await;
     }

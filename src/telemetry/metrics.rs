@@ -231,7 +231,8 @@ mod tests {
         assert!(text.contains("edge_front_connections_active 0\n"));
         assert!(text.contains("edge_ready 1\n"));
         assert_eq!(
-            text.matches("# TYPE edge_front_requests_total counter").count(),
+            text.matches("# TYPE edge_front_requests_total counter")
+                .count(),
             1
         );
     }

@@ -34,21 +34,33 @@ pub fn write_secret(path: &Path, bytes: &[u8]) {
 
 /// Writes a self-signed cert for `names` as cert.pem/key.pem under `dir`.
 pub fn write_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-    let ck = rcgen::generate_simple_self_signed(
-        names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    )
-    .unwrap();
+    // A distinct subject per certificate: two self-signed certificates with the
+    // same subject confuse OpenSSL's issuer lookup in curl's --cacert check.
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let serial: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{stem}-{serial}"));
+    let signing_key = rcgen::KeyPair::generate().unwrap();
+    let c = params.self_signed(&signing_key).unwrap();
     let cert = dir.join(format!("{stem}.crt"));
     let key = dir.join(format!("{stem}.key"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    write_secret(&key, ck.signing_key.serialize_pem().as_bytes());
+    std::fs::write(&cert, c.pem()).unwrap();
+    write_secret(&key, signing_key.serialize_pem().as_bytes());
     (cert, key)
 }
 
 /// A production-shaped config (dev = false) serving `edge.test` with its own cert.
 pub fn prod_setup(policy: &str, extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let secret: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    let secret: Vec<u8> = (0..48u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
     write_secret(&dir.path().join("session.key"), &secret);
     let (cert, key) = write_cert(dir.path(), "edge", &["edge.test"]);
     let cfg = format!(
@@ -160,7 +172,10 @@ impl Edge {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("edge never became ready; log:\n{}", self.log.lock().unwrap());
+        panic!(
+            "edge never became ready; log:\n{}",
+            self.log.lock().unwrap()
+        );
     }
 
     pub fn signal(&self, sig: &str) {
@@ -204,7 +219,10 @@ impl Edge {
         let mut args = vec!["-sS", "--max-time", "20", "--resolve", &resolve];
         args.extend_from_slice(extra);
         args.push(&url);
-        Command::new("curl").args(&args).output().expect("curl is installed (scripts/test.sh installs it)")
+        Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl is installed (scripts/test.sh installs it)")
     }
 
     /// The value of one Prometheus series, summed lines matching exactly.
@@ -228,7 +246,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     let status = out
@@ -236,7 +257,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
