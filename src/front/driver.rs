@@ -21,7 +21,7 @@ use shards::shutdown::{ConnTracker, ShutdownHandle};
 
 use super::errors;
 use super::http::Site;
-use super::io::{Activity, Prefixed};
+use super::io::{Activity, Linger, Prefixed};
 use super::route::{Route, Router, Sniff};
 use crate::config::FrontLimits;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
@@ -124,6 +124,7 @@ async fn connection(front: Rc<FrontShard>, mut stream: TcpStream, shutdown: Shut
             front.metrics.inc(Metric::HelloPlainHttp);
             let date = httpdate::fmt_http_date(std::time::SystemTime::now());
             let answer = errors::plain_http_on_tls_port(front.site_server_name(), &date);
+            let mut stream = Linger::new(stream);
             let _ = within(hello_deadline, stream.write_all(&answer)).await;
             front.metrics.status(400);
             return;
@@ -142,7 +143,12 @@ async fn connection(front: Rc<FrontShard>, mut stream: TcpStream, shutdown: Shut
 
     let acceptor = futures_rustls::TlsAcceptor::from(front.tls.borrow().clone());
     let remaining = hello_deadline.saturating_sub(started.elapsed());
-    let tls = match within(remaining, acceptor.accept(Prefixed::new(buf, stream))).await {
+    let tls = match within(
+        remaining,
+        acceptor.accept(Prefixed::new(buf, Linger::new(stream))),
+    )
+    .await
+    {
         Some(Ok(tls)) => tls,
         Some(Err(e)) => {
             front.metrics.inc(Metric::TlsFailed);

@@ -7,7 +7,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_lite::{AsyncRead, AsyncWrite};
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
+use glommio::net::TcpStream;
 
 /// Replays bytes that were read before TLS started (the sniffed ClientHello),
 /// then reads from the socket.
@@ -115,6 +118,90 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Activity<S> {
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// How long a closing connection keeps reading what the client still sends.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Closes a socket the way nginx's `lingering_close` does: when the server is
+/// done (an error answer sent while the client may still be uploading), it
+/// shuts down its sending side and reads the rest for a short while. Closing
+/// at once with unread bytes makes the kernel send a reset, and the client
+/// loses the answer it was sent (a 413 or 431 would show up as a broken pipe).
+pub struct Linger {
+    inner: Option<TcpStream>,
+}
+
+impl Linger {
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            inner: Some(stream),
+        }
+    }
+
+    fn stream(&mut self) -> io::Result<&mut TcpStream> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl Drop for Linger {
+    fn drop(&mut self) {
+        if let Some(stream) = self.inner.take() {
+            // Drop runs on the shard that owns the socket, inside its executor.
+            glommio::spawn_local(linger(stream)).detach();
+        }
+    }
+}
+
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+    let deadline = std::time::Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let read = futures_lite::future::or(async { Some(stream.read(&mut sink).await) }, async {
+            glommio::timer::sleep(left).await;
+            None
+        })
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
+impl AsyncRead for Linger {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.stream()?).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Linger {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.stream()?).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.stream()?).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The real close happens in Drop, after lingering; a TLS close_notify has
+        // already been written by the layer above when this is called.
+        Pin::new(self.stream()?).poll_flush(cx)
     }
 }
 

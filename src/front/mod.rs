@@ -14,3 +14,4 @@ pub mod io;
 pub mod probe;
 pub mod route;
 pub mod tls;
+pub mod tls_stream;
