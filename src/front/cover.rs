@@ -103,6 +103,8 @@ pub struct CoverSite {
     files: HashMap<String, Entry>,
     /// Every directory, with a trailing slash: `/`, `/css/`.
     dirs: HashSet<String>,
+    /// Footer of built-in error pages; should match the `Server` header.
+    server_name: String,
 }
 
 impl CoverSite {
@@ -210,7 +212,15 @@ impl CoverSite {
         Ok(CoverSite {
             files: entries,
             dirs,
+            server_name: "nginx".to_owned(),
         })
+    }
+
+    /// Names the server in the footer of built-in error pages ("nginx" by
+    /// default); keep it equal to the `Server` header. Empty drops the footer.
+    pub fn with_server_name(mut self, name: &str) -> CoverSite {
+        self.server_name = name.to_owned();
+        self
     }
 
     /// Answers one request the way nginx answers for a static directory.
@@ -226,20 +236,21 @@ impl CoverSite {
     }
 
     fn route(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Bytes> {
+        let server = self.server_name.as_str();
         // nginx's request-line parser accepts only A–Z, '_' and '-' in a method.
         let method_ok = method
             .as_str()
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-');
         if !method_ok {
-            return error_page(StatusCode::BAD_REQUEST);
+            return error_page(StatusCode::BAD_REQUEST, server);
         }
         // The static module refuses everything but GET, HEAD and POST up front.
         if method != Method::GET && method != Method::HEAD && method != Method::POST {
-            return not_allowed();
+            return not_allowed(server);
         }
         let Ok(decoded) = normalize_path(path) else {
-            return error_page(StatusCode::BAD_REQUEST);
+            return error_page(StatusCode::BAD_REQUEST, server);
         };
         // A path that is not UTF-8 cannot name one of our files.
         let Ok(key) = String::from_utf8(decoded) else {
@@ -252,18 +263,18 @@ impl CoverSite {
             match self.files.get(&format!("{key}index.html")) {
                 Some(entry) => entry,
                 // No index and no autoindex: nginx forbids listing.
-                None => return error_page(StatusCode::FORBIDDEN),
+                None => return error_page(StatusCode::FORBIDDEN, server),
             }
         } else if let Some(entry) = self.files.get(&key) {
             entry
         } else if self.dirs.contains(&format!("{key}/")) {
-            return redirect_to_dir(&key, path);
+            return redirect_to_dir(&key, path, server);
         } else {
             return self.not_found(headers);
         };
         // POST reaches the file lookup in nginx and is refused only here.
         if method == Method::POST {
-            return not_allowed();
+            return not_allowed(server);
         }
         serve(target, StatusCode::OK, headers)
     }
@@ -272,7 +283,7 @@ impl CoverSite {
     fn not_found(&self, headers: &HeaderMap) -> Response<Bytes> {
         match self.files.get("/404.html") {
             Some(entry) => serve(entry, StatusCode::NOT_FOUND, headers),
-            None => error_page(StatusCode::NOT_FOUND),
+            None => error_page(StatusCode::NOT_FOUND, &self.server_name),
         }
     }
 }
@@ -619,19 +630,22 @@ fn parse_qvalue(s: &[u8]) -> Option<u16> {
     }
 }
 
-/// nginx's built-in error page (with `server_tokens off`).
-fn error_page(status: StatusCode) -> Response<Bytes> {
+/// nginx's built-in error page (as with `server_tokens off`), byte for byte.
+fn error_page(status: StatusCode, server: &str) -> Response<Bytes> {
     let reason = match status {
         // nginx's own wording, which differs from the RFC reason phrase.
         StatusCode::METHOD_NOT_ALLOWED => "Not Allowed",
         _ => status.canonical_reason().unwrap_or(""),
     };
     let line = format!("{} {}", status.as_u16(), reason);
-    let body = format!(
+    let mut body = format!(
         "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n\
-         <center><h1>{line}</h1></center>\r\n<hr><center>nginx</center>\r\n\
-         </body>\r\n</html>\r\n"
+         <center><h1>{line}</h1></center>\r\n"
     );
+    if !server.is_empty() {
+        body.push_str(&format!("<hr><center>{server}</center>\r\n"));
+    }
+    body.push_str("</body>\r\n</html>\r\n");
     let mut resp = Response::new(Bytes::from(body));
     *resp.status_mut() = status;
     let len = resp.body().len();
@@ -641,8 +655,8 @@ fn error_page(status: StatusCode) -> Response<Bytes> {
     resp
 }
 
-fn not_allowed() -> Response<Bytes> {
-    let mut resp = error_page(StatusCode::METHOD_NOT_ALLOWED);
+fn not_allowed(server: &str) -> Response<Bytes> {
+    let mut resp = error_page(StatusCode::METHOD_NOT_ALLOWED, server);
     // RFC 9110 §15.5.6 requires Allow on a 405 (nginx omits it).
     resp.headers_mut()
         .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -650,8 +664,8 @@ fn not_allowed() -> Response<Bytes> {
 }
 
 /// `/dir` names a directory: 301 to `/dir/`, keeping the query like nginx.
-fn redirect_to_dir(key: &str, raw: &str) -> Response<Bytes> {
-    let mut resp = error_page(StatusCode::MOVED_PERMANENTLY);
+fn redirect_to_dir(key: &str, raw: &str, server: &str) -> Response<Bytes> {
+    let mut resp = error_page(StatusCode::MOVED_PERMANENTLY, server);
     let query = match raw.find(['?', '#']) {
         Some(at) if raw.as_bytes()[at] == b'?' => raw[at + 1..].split('#').next(),
         _ => None,
@@ -1085,6 +1099,18 @@ mod tests {
             let resp = with(&site, method, "/", &[]);
             assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{method}");
         }
+    }
+
+    #[test]
+    fn error_page_footer_follows_server_name() {
+        let site = CoverSite::builtin().with_server_name("Apache");
+        let body = get(&site, "/%zz").into_body();
+        assert!(body.ends_with(b"<hr><center>Apache</center>\r\n</body>\r\n</html>\r\n"));
+        let site = CoverSite::builtin().with_server_name("");
+        let body = with(&site, "PUT", "/", &[]).into_body();
+        let want = "<html>\r\n<head><title>405 Not Allowed</title></head>\r\n<body>\r\n\
+                    <center><h1>405 Not Allowed</h1></center>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(body, want.as_bytes());
     }
 
     #[test]

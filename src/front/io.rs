@@ -28,6 +28,12 @@ impl<S> Prefixed<S> {
             inner,
         }
     }
+
+    /// The bytes not yet replayed and the inner stream (for a hand-off to another shard).
+    pub fn into_parts(mut self) -> (Vec<u8>, S) {
+        let unread = self.prefix.split_off(self.pos);
+        (unread, self.inner)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
@@ -138,6 +144,12 @@ impl Linger {
         Self {
             inner: Some(stream),
         }
+    }
+
+    /// Takes the socket back without lingering: a connection handed to another
+    /// shard must not be half-closed by this one.
+    pub fn into_inner(mut self) -> Option<TcpStream> {
+        self.inner.take()
     }
 
     fn stream(&mut self) -> io::Result<&mut TcpStream> {

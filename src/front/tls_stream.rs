@@ -32,8 +32,8 @@ use shards::handoff::{attach, HandedConn};
 
 use super::io::Prefixed;
 
-/// A TLS session in transit between shards. The rustls state is boxed: it is several KiB and
-/// rides a bounded channel slot.
+/// A TLS session in transit between shards. The rustls state is boxed: it is large (buffers
+/// and key schedule inline) and rides a channel slot.
 pub type HandedTls = HandedConn<Box<ServerConnection>>;
 
 /// A server-side TLS stream over `IO` that, unlike futures-rustls' stream, can be built from
@@ -322,4 +322,331 @@ pub fn resume(handed: HandedTls) -> (TlsConn<Prefixed<TcpStream>>, SocketAddr) {
     } = handed;
     let io = Prefixed::new(prefix, attach(fd));
     (TlsConn::from_parts(io, *state), peer)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two real rustls peers over an in-memory pipe with a small capacity, so back-pressure
+    //! and partial writes happen on every test.
+
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::task::Waker;
+
+    use futures_lite::future::{block_on, zip};
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use rustls::pki_types::{PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+
+    use super::*;
+
+    /// One direction of the pipe.
+    #[derive(Default)]
+    struct Pipe {
+        buf: VecDeque<u8>,
+        closed: bool,
+        reader: Option<Waker>,
+        writer: Option<Waker>,
+    }
+
+    /// One end of an in-memory duplex byte stream holding at most `cap` bytes per direction.
+    struct End {
+        rx: Arc<Mutex<Pipe>>,
+        tx: Arc<Mutex<Pipe>>,
+        cap: usize,
+    }
+
+    fn duplex(cap: usize) -> (End, End) {
+        let (a, b) = (Arc::default(), Arc::default());
+        let one = End {
+            rx: Arc::clone(&a),
+            tx: Arc::clone(&b),
+            cap,
+        };
+        (one, End { rx: b, tx: a, cap })
+    }
+
+    fn wake(slot: &mut Option<Waker>) {
+        if let Some(waker) = slot.take() {
+            waker.wake();
+        }
+    }
+
+    fn shut(pipe: &Mutex<Pipe>) {
+        let mut p = pipe.lock().unwrap();
+        p.closed = true;
+        wake(&mut p.reader);
+        wake(&mut p.writer);
+    }
+
+    impl Drop for End {
+        /// Like closing a socket: the peer reads EOF and its writes fail.
+        fn drop(&mut self) {
+            shut(&self.tx);
+            shut(&self.rx);
+        }
+    }
+
+    impl AsyncRead for End {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut p = self.rx.lock().unwrap();
+            if p.buf.is_empty() {
+                if p.closed {
+                    return Poll::Ready(Ok(0));
+                }
+                p.reader = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.len().min(p.buf.len());
+            for (dst, src) in buf.iter_mut().zip(p.buf.drain(..n)) {
+                *dst = src;
+            }
+            wake(&mut p.writer);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for End {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut p = self.tx.lock().unwrap();
+            if p.closed {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            let n = (self.cap - p.buf.len()).min(buf.len());
+            if n == 0 {
+                p.writer = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            p.buf.extend(&buf[..n]);
+            wake(&mut p.reader);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            shut(&self.tx);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    type ServerTls = futures_rustls::server::TlsStream<End>;
+    type ClientTls = futures_rustls::client::TlsStream<End>;
+
+    fn configs(
+        version: &'static SupportedProtocolVersion,
+    ) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = made.cert.der().clone();
+        let key = PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+        let provider = super::super::tls::provider();
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    fn connector(client: Arc<ClientConfig>, io: End) -> futures_rustls::Connect<End> {
+        let name = ServerName::try_from("localhost").unwrap();
+        futures_rustls::TlsConnector::from(client).connect(name, io)
+    }
+
+    /// A session established by futures-rustls, as the front's driver establishes them.
+    async fn established(version: &'static SupportedProtocolVersion) -> (ServerTls, ClientTls) {
+        let (server, client) = configs(version);
+        let (s, c) = duplex(4096);
+        let acceptor = futures_rustls::TlsAcceptor::from(server);
+        let (s, c) = zip(acceptor.accept(s), connector(client, c)).await;
+        (s.unwrap(), c.unwrap())
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn unread_plaintext_and_the_session_survive_into_parts() {
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            block_on(async {
+                let (mut server, mut client) = established(version).await;
+                client.write_all(b"hello world").await.unwrap();
+                client.flush().await.unwrap();
+                let mut first = [0u8; 5];
+                server.read_exact(&mut first).await.unwrap();
+                let (io, mut conn) = server.into_inner();
+                // The rest of the record is decrypted and waiting inside rustls.
+                let state = conn.process_new_packets().unwrap();
+                assert_eq!(state.plaintext_bytes_to_read(), 6, "{version:?}");
+
+                let mut tls = TlsConn::from_parts(io, conn);
+                let mut rest = [0u8; 6];
+                tls.read_exact(&mut rest).await.unwrap();
+                assert_eq!(&first, b"hello");
+                assert_eq!(&rest, b" world");
+                tls.write_all(b"pong").await.unwrap();
+                tls.flush().await.unwrap();
+                let mut answer = [0u8; 4];
+                client.read_exact(&mut answer).await.unwrap();
+                assert_eq!(&answer, b"pong");
+            });
+        }
+    }
+
+    #[test]
+    fn fresh_session_handshakes_and_moves_a_mebibyte_each_way() {
+        let (server, client) = configs(&rustls::version::TLS13);
+        let (s, c) = duplex(16 << 10);
+        let mut tls = TlsConn::from_parts(s, ServerConnection::new(server).unwrap());
+        let big = pattern(1 << 20);
+        let serve = async {
+            tls.write_all(&big).await.unwrap();
+            tls.flush().await.unwrap();
+            let mut got = vec![0u8; big.len()];
+            tls.read_exact(&mut got).await.unwrap();
+            got
+        };
+        let talk = async {
+            let mut client = connector(client, c).await.unwrap();
+            let mut got = vec![0u8; big.len()];
+            client.read_exact(&mut got).await.unwrap();
+            client.write_all(&big).await.unwrap();
+            client.flush().await.unwrap();
+            (got, client)
+        };
+        let (server_got, (client_got, _client)) = block_on(zip(serve, talk));
+        assert!(client_got == big, "server-to-client bytes differ");
+        assert!(server_got == big, "client-to-server bytes differ");
+    }
+
+    #[test]
+    fn queued_records_travel_with_the_session() {
+        block_on(async {
+            let (server, mut client) = established(&rustls::version::TLS13).await;
+            let (io, conn) = server.into_inner();
+            let mut tls = TlsConn::from_parts(io, conn);
+            let data = pattern(32 << 10);
+            // rustls takes all of it (under its 64 KiB limit); the 4 KiB pipe takes a part.
+            assert_eq!(tls.write(&data).await.unwrap(), data.len());
+            let (io, conn) = tls.into_parts();
+            assert!(conn.wants_write(), "some records must still be queued");
+
+            let mut tls = TlsConn::from_parts(io, conn);
+            let mut got = vec![0u8; data.len()];
+            let (flushed, read) = zip(tls.flush(), client.read_exact(&mut got)).await;
+            flushed.unwrap();
+            read.unwrap();
+            assert!(got == data);
+        });
+    }
+
+    #[test]
+    fn close_notify_is_a_clean_end_and_bare_eof_is_not() {
+        block_on(async {
+            let (server, mut client) = established(&rustls::version::TLS13).await;
+            let (io, conn) = server.into_inner();
+            let mut tls = TlsConn::from_parts(io, conn);
+            tls.close().await.unwrap();
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(
+                tls.write(b"late").await.unwrap_err().kind(),
+                io::ErrorKind::BrokenPipe
+            );
+            client.close().await.unwrap();
+            let mut buf = [0u8; 8];
+            assert_eq!(tls.read(&mut buf).await.unwrap(), 0);
+
+            let (server, client) = established(&rustls::version::TLS13).await;
+            let (io, conn) = server.into_inner();
+            let mut tls = TlsConn::from_parts(io, conn);
+            drop(client.into_inner());
+            let err = tls.read(&mut buf).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        });
+    }
+
+    #[test]
+    fn bad_record_is_invalid_data_and_the_alert_reaches_the_peer() {
+        block_on(async {
+            let (server, mut client) = established(&rustls::version::TLS13).await;
+            let (io, conn) = server.into_inner();
+            let mut tls = TlsConn::from_parts(io, conn);
+            // An application-data record that cannot decrypt, written past the client's TLS.
+            let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+            forged.extend([0u8; 0x20]);
+            client.get_mut().0.write_all(&forged).await.unwrap();
+
+            let mut buf = [0u8; 8];
+            for _ in 0..2 {
+                let err = tls.read(&mut buf).await.unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            }
+            assert_eq!(
+                tls.write(b"x").await.unwrap_err().kind(),
+                io::ErrorKind::InvalidData
+            );
+            let err = client.read(&mut buf).await.unwrap_err();
+            assert!(err.to_string().contains("alert"), "{err}");
+        });
+    }
+
+    /// A record sent by the client, taken off the "socket" raw as a sniffing shard would.
+    async fn raw_record(io: &mut End, client: &mut ClientTls, text: &[u8]) -> Vec<u8> {
+        client.write_all(text).await.unwrap();
+        client.flush().await.unwrap();
+        let mut raw = vec![0u8; 1024];
+        let n = io.read(&mut raw).await.unwrap();
+        raw.truncate(n);
+        raw
+    }
+
+    #[test]
+    fn ciphertext_prefix_is_read_before_the_transport() {
+        block_on(async {
+            let (server, mut client) = established(&rustls::version::TLS13).await;
+            let (mut io, conn) = server.into_inner();
+            let raw = raw_record(&mut io, &mut client, b"abc").await;
+            let mut tls = TlsConn::from_parts(Prefixed::new(raw, io), conn);
+            client.write_all(b"def").await.unwrap();
+            client.flush().await.unwrap();
+            let mut got = [0u8; 6];
+            tls.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"abcdef");
+        });
+    }
+
+    #[test]
+    fn records_read_but_not_processed_are_readable_without_more_input() {
+        block_on(async {
+            let (server, mut client) = established(&rustls::version::TLS13).await;
+            let (mut io, mut conn) = server.into_inner();
+            let raw = raw_record(&mut io, &mut client, b"abc").await;
+            assert_eq!(conn.read_tls(&mut raw.as_slice()).unwrap(), raw.len());
+            let mut tls = TlsConn::from_parts(io, conn);
+            // Nothing more will arrive, so this must be answered from rustls's own buffer.
+            let mut got = [0u8; 8];
+            let read = futures_lite::future::poll_once(tls.read(&mut got)).await;
+            assert!(matches!(read, Some(Ok(3))), "{read:?}");
+            assert_eq!(&got[..3], b"abc");
+        });
+    }
 }
