@@ -217,6 +217,15 @@ mod tests {
     }
 
     #[test]
+    fn loads_rsa_pairs_too() {
+        // Fixture made with `openssl req -x509 -newkey rsa:2048` (rcgen cannot make RSA keys on ring).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let ck = load_pem_pair(&dir.join("rsa.crt"), &dir.join("rsa.key")).unwrap();
+        assert_eq!(ck.key.algorithm(), rustls::SignatureAlgorithm::RSA);
+        ck.keys_match().unwrap();
+    }
+
+    #[test]
     fn config_offers_h2_and_both_versions() {
         let (ck, _) = self_signed(&names(&["localhost"])).unwrap();
         let set = Arc::new(CertSet::new(vec![(names(&["localhost"]), ck)]).unwrap());
