@@ -12,5 +12,5 @@ for target in $(cargo fuzz list); do
   seeds=()
   [ -d "seeds/$target" ] && seeds=("seeds/$target")
   echo "== fuzz $target for ${secs}s"
-  cargo fuzz run "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 | tail -n 5
+  cargo fuzz run "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time="$secs" -max_len=20000 -rss_limit_mb=2048 2>&1 | tail -n 5
 done

@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Some(sni) = &hello.sni {
                 assert!(!sni.is_empty() && !sni.ends_with('.'));
-                assert!(sni.bytes().all(|b| !b.is_ascii_uppercase() && b.is_ascii_graphic()));
+                assert!(sni
+                    .bytes()
+                    .all(|b| !b.is_ascii_uppercase() && b.is_ascii_graphic()));
             }
         }
         Ok(Parsed::Incomplete { need_at_least }) => {

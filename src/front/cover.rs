@@ -630,29 +630,9 @@ fn parse_qvalue(s: &[u8]) -> Option<u16> {
     }
 }
 
-/// nginx's built-in error page (as with `server_tokens off`), byte for byte.
+/// nginx's built-in error page; one implementation serves the whole front.
 fn error_page(status: StatusCode, server: &str) -> Response<Bytes> {
-    let reason = match status {
-        // nginx's own wording, which differs from the RFC reason phrase.
-        StatusCode::METHOD_NOT_ALLOWED => "Not Allowed",
-        _ => status.canonical_reason().unwrap_or(""),
-    };
-    let line = format!("{} {}", status.as_u16(), reason);
-    let mut body = format!(
-        "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n\
-         <center><h1>{line}</h1></center>\r\n"
-    );
-    if !server.is_empty() {
-        body.push_str(&format!("<hr><center>{server}</center>\r\n"));
-    }
-    body.push_str("</body>\r\n</html>\r\n");
-    let mut resp = Response::new(Bytes::from(body));
-    *resp.status_mut() = status;
-    let len = resp.body().len();
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    resp
+    super::errors::page(status, None, server)
 }
 
 fn not_allowed(server: &str) -> Response<Bytes> {

@@ -7,7 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 /// nginx's standard error body: a title, a heading, an optional detail line
 /// and a footer naming the server (omitted when `server` is empty).
 pub fn page(status: StatusCode, detail: Option<&str>, server: &str) -> Response<Bytes> {
-    let reason = status.canonical_reason().unwrap_or("Error");
+    let reason = nginx_reason(status);
     let code = status.as_u16();
     let title = match detail {
         Some(d) => format!("{code} {d}"),
@@ -23,11 +23,29 @@ pub fn page(status: StatusCode, detail: Option<&str>, server: &str) -> Response<
         body.push_str(&format!("<hr><center>{server}</center>\r\n"));
     }
     body.push_str("</body>\r\n</html>\r\n");
+    let len = body.len();
     let mut resp = Response::new(Bytes::from(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if reason != status.canonical_reason().unwrap_or("") {
+        // The HTTP/1 status line carries nginx's wording too (hyper's extension).
+        resp.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    }
     resp
+}
+
+/// nginx's reason phrases, which differ from RFC 9110's for a few codes.
+fn nginx_reason(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        405 => "Not Allowed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Large",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    }
 }
 
 /// The full HTTP/1.1 answer nginx gives to a plain HTTP request on its TLS
@@ -61,6 +79,10 @@ mod tests {
         let r = page(StatusCode::NOT_FOUND, None, "nginx");
         let body = std::str::from_utf8(r.body()).unwrap();
         assert!(body.contains("<title>404 Not Found</title>"));
+        let r = page(StatusCode::PAYLOAD_TOO_LARGE, None, "nginx");
+        let body = std::str::from_utf8(r.body()).unwrap();
+        assert!(body.contains("<h1>413 Request Entity Too Large</h1>"));
+        assert!(r.extensions().get::<hyper::ext::ReasonPhrase>().is_some());
         assert!(body.contains("<hr><center>nginx</center>"));
         let r = page(StatusCode::NOT_FOUND, None, "");
         assert!(!std::str::from_utf8(r.body()).unwrap().contains("<hr>"));

@@ -135,7 +135,7 @@ fn resolve_port(addr: SocketAddr, what: &'static str) -> Result<SocketAddr, Star
 /// Builds the shared start state from a validated config.
 pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
     let (certs, dev_cert_pem) = load_certs(&cfg)?;
-    let cover = load_cover(&cfg.front.cover_dir)?;
+    let cover = load_cover(&cfg.front.cover_dir)?.with_server_name(&cfg.front.server_header);
     let keys = session_keys(&cfg)?;
     let policy = match cfg.front.policy {
         config::CoverPolicy::Strict => Policy::Strict,
