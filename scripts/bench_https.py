@@ -118,8 +118,7 @@ http {{
     etag on;
     keepalive_requests 1000;
     server {{
-        listen 127.0.0.1:{port} ssl;
-        http2 on;
+        listen 127.0.0.1:{port} ssl http2;
         server_name localhost;
         ssl_certificate {crt};
         ssl_certificate_key {key};
@@ -177,8 +176,8 @@ def main():
                     used = cpu_seconds(pids()) - before
                     if rep["errors"] or rep["status_errors"]:
                         print(f"warning: {server} {label}: errors {rep['errors']} status {rep['status_errors']}", file=sys.stderr)
-                    # Server CPU covers warm-up too; scale the count to the same window.
-                    served = rep[field] * (rep["duration_s"])
+                    # Server CPU covers the warm-up too: count its requests at the same rate.
+                    served = rep[field] * (rep["duration_s"] + rep.get("warmup_s", 0))
                     per_cpu = served / used if used > 0 else float("nan")
                     results.setdefault((server, label), []).append(
                         (rep[field], per_cpu, rep["p99_ms"], rep.get("loadgen_cpu_pct", 0.0), used))

@@ -125,7 +125,11 @@ async fn connection(front: Rc<FrontShard>, mut stream: TcpStream, shutdown: Shut
             let date = httpdate::fmt_http_date(std::time::SystemTime::now());
             let answer = errors::plain_http_on_tls_port(front.site_server_name(), &date);
             let mut stream = Linger::new(stream);
-            let _ = within(hello_deadline, stream.write_all(&answer)).await;
+            let _ = within(hello_deadline, async {
+                stream.write_all(&answer).await?;
+                stream.flush().await
+            })
+            .await;
             front.metrics.status(400);
             return;
         }

@@ -130,26 +130,41 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Activity<S> {
 /// How long a closing connection keeps reading what the client still sends.
 pub const LINGER: Duration = Duration::from_secs(2);
 
-/// Closes a socket the way nginx's `lingering_close` does: when the server is
-/// done (an error answer sent while the client may still be uploading), it
-/// shuts down its sending side and reads the rest for a short while. Closing
-/// at once with unread bytes makes the kernel send a reset, and the client
-/// loses the answer it was sent (a 413 or 431 would show up as a broken pipe).
+/// Writes smaller than this are gathered and sent together on flush.
+const COALESCE_MAX: usize = 64 * 1024;
+
+/// The front's socket: gathers writes until flush, and closes like nginx.
+///
+/// Gathering: rustls hands over one TLS record per write and glommio sends
+/// each write with its own syscall (it has no vectored write), so an h2
+/// response of HEADERS + DATA cost several `send`s. hyper, h2 and the TLS
+/// layer all flush after a message, so buffering until flush turns those
+/// into one syscall without delaying anything.
+///
+/// Closing: as nginx's `lingering_close`, when the server is done (an error
+/// answer sent while the client may still be uploading), it shuts down its
+/// sending side and reads the rest for a short while. Closing at once with
+/// unread bytes makes the kernel send a reset, and the client loses the
+/// answer it was sent (a 413 or 431 would show up as a broken pipe).
 pub struct Linger {
     inner: Option<TcpStream>,
+    out: Vec<u8>,
 }
 
 impl Linger {
     pub fn new(stream: TcpStream) -> Self {
         Self {
             inner: Some(stream),
+            out: Vec::new(),
         }
     }
 
     /// Takes the socket back without lingering: a connection handed to another
-    /// shard must not be half-closed by this one.
-    pub fn into_inner(mut self) -> Option<TcpStream> {
-        self.inner.take()
+    /// shard must not be half-closed by this one. Call after a flush: unsent
+    /// gathered bytes are returned alongside.
+    pub fn into_inner(mut self) -> Option<(TcpStream, Vec<u8>)> {
+        let out = std::mem::take(&mut self.out);
+        self.inner.take().map(|s| (s, out))
     }
 
     fn stream(&mut self) -> io::Result<&mut TcpStream> {
@@ -157,20 +172,79 @@ impl Linger {
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
+
+    /// Sends everything gathered so far.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let stream = self
+                .inner
+                .as_mut()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            let n = match Pin::new(stream).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_gather(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.out.len() + total > COALESCE_MAX {
+            match self.poll_drain(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|_| 0)),
+            }
+        }
+        if total >= COALESCE_MAX {
+            // Bulk data gains nothing from copying: send it straight.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return Pin::new(self.stream()?).poll_write(cx, first);
+        }
+        for b in bufs {
+            self.out.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(total))
+    }
 }
 
 impl Drop for Linger {
     fn drop(&mut self) {
         if let Some(stream) = self.inner.take() {
+            let pending = std::mem::take(&mut self.out);
             // Drop runs on the shard that owns the socket, inside its executor.
-            glommio::spawn_local(linger(stream)).detach();
+            glommio::spawn_local(linger(stream, pending)).detach();
         }
     }
 }
 
-async fn linger(mut stream: TcpStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+async fn linger(mut stream: TcpStream, pending: Vec<u8>) {
+    use futures_lite::AsyncWriteExt;
     let deadline = std::time::Instant::now() + LINGER;
+    if !pending.is_empty() {
+        let sent =
+            futures_lite::future::or(async { stream.write_all(&pending).await.is_ok() }, async {
+                glommio::timer::sleep(LINGER).await;
+                false
+            })
+            .await;
+        if !sent {
+            return;
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write).await;
     let mut sink = [0u8; 4096];
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -205,15 +279,25 @@ impl AsyncWrite for Linger {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.stream()?).poll_write(cx, buf)
+        self.poll_gather(cx, &[io::IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_gather(cx, bufs)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.stream()?).poll_flush(cx)
+        match self.poll_drain(cx) {
+            Poll::Ready(Ok(())) => Pin::new(self.stream()?).poll_flush(cx),
+            other => other,
+        }
     }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The real close happens in Drop, after lingering; a TLS close_notify has
         // already been written by the layer above when this is called.
-        Pin::new(self.stream()?).poll_flush(cx)
+        self.poll_flush(cx)
     }
 }
 
