@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use oxpulse_edge::cli::{Cli, Command, RunArgs};
 use oxpulse_edge::config::{self, Config, LogFormat};
+use oxpulse_edge::front::probe;
 use oxpulse_edge::server;
 
 fn main() -> ExitCode {
@@ -87,12 +88,12 @@ fn run(cfg: Config) -> ExitCode {
 
 /// A dev node has a random session secret, so it prints its own invite link.
 fn announce_dev(shared: &server::Shared) {
-    let now = unix_now();
-    let token =
-        shared
-            .classifier
-            .keys
-            .mint_invite(now, shared.cfg.front.session.invite_ttl_secs, nonce());
+    let now = probe::unix_now();
+    let token = shared.classifier.keys.mint_invite(
+        now,
+        shared.cfg.front.session.invite_ttl_secs,
+        probe::random_nonce(),
+    );
     let host = shared
         .cfg
         .front
@@ -105,7 +106,7 @@ fn announce_dev(shared: &server::Shared) {
          edge: app invite for this run: https://{host}:{port}{prefix}{token}",
         port = shared.front_addr.port(),
         admin = shared.admin_addr,
-        prefix = oxpulse_edge::front::probe::INVITE_PREFIX,
+        prefix = probe::INVITE_PREFIX,
     );
 }
 
@@ -125,21 +126,10 @@ fn invite(cfg: &Config, ttl: Option<u64>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let ttl = ttl.unwrap_or(cfg.front.session.invite_ttl_secs);
-    let token = shared.classifier.keys.mint_invite(unix_now(), ttl, nonce());
-    println!("{}{token}", oxpulse_edge::front::probe::INVITE_PREFIX);
+    let token = shared
+        .classifier
+        .keys
+        .mint_invite(probe::unix_now(), ttl, probe::random_nonce());
+    println!("{}{token}", probe::INVITE_PREFIX);
     ExitCode::SUCCESS
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn nonce() -> [u8; 16] {
-    use ring::rand::SecureRandom;
-    let mut n = [0u8; 16];
-    let _ = ring::rand::SystemRandom::new().fill(&mut n);
-    n
 }

@@ -6,7 +6,6 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -15,7 +14,7 @@ use hyper::body::Body;
 
 use super::cover::CoverSite;
 use super::errors;
-use super::probe::{Class, Classifier, INVITE_PREFIX};
+use super::probe::{random_nonce, unix_now, Class, Classifier, INVITE_PREFIX};
 use super::route::Route;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
 
@@ -88,10 +87,7 @@ impl Site {
         if route == Route::Default {
             return self.cover(parts);
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = unix_now();
         // A nonce only matters when an invite mints a cookie; skip the
         // getrandom call on every other request.
         let nonce = if parts.uri.path().starts_with(INVITE_PREFIX) {
@@ -183,13 +179,4 @@ fn invite_redirect(set_cookie: &str) -> Response<Bytes> {
         h.insert(header::SET_COOKIE, v);
     }
     resp
-}
-
-fn random_nonce() -> [u8; 16] {
-    use ring::rand::SecureRandom;
-    let mut n = [0u8; 16];
-    // SystemRandom only fails when the kernel has no entropy source at all;
-    // a zero nonce then still yields a valid, merely less unique, cookie.
-    let _ = ring::rand::SystemRandom::new().fill(&mut n);
-    n
 }

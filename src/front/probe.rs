@@ -19,6 +19,24 @@ use serde::{Deserialize, Serialize};
 
 /// Path prefix of invite links.
 pub const INVITE_PREFIX: &str = "/invite/";
+
+/// Seconds since the Unix epoch, the clock cookies and invites are checked against.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A fresh nonce for a cookie or invite.
+pub fn random_nonce() -> [u8; 16] {
+    use ring::rand::SecureRandom;
+    let mut n = [0u8; 16];
+    // SystemRandom only fails when the kernel has no entropy source at all;
+    // a zero nonce then still yields a valid, merely less unique, token.
+    let _ = ring::rand::SystemRandom::new().fill(&mut n);
+    n
+}
 /// Version tag leading every cookie and invite.
 const VERSION: &str = "v1";
 /// MAC domain labels: a session cookie can never pass as an invite, nor the
