@@ -34,7 +34,15 @@ fn sigterm_drains_and_exits_zero() {
         "readyz must report draining; log:\n{}",
         edge.log()
     );
-    let refused = TcpStream::connect_timeout(&edge.front, Duration::from_secs(2)).is_err();
+    // Each shard closes its listener as it sees the drain start; wait (bounded) for all.
+    let mut refused = false;
+    for _ in 0..250 {
+        if TcpStream::connect_timeout(&edge.front, Duration::from_secs(2)).is_err() {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         refused,
         "the front listener must be closed during the drain"
