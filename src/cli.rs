@@ -38,6 +38,18 @@ pub enum Command {
     /// Validate the configuration and print it with secrets redacted.
     Check,
     /// Print an invite path that lets a browser into the app (strict policy).
+    /// Print the tunnel SNI picked for a node on a UTC date (default: today).
+    Sni {
+        /// Node id; default node.id from the config.
+        #[arg(long)]
+        node_id: Option<String>,
+        /// UTC date, YYYY-MM-DD; default today.
+        #[arg(long)]
+        date: Option<String>,
+        /// Comma-separated names; default tunnel.sni_pool from the config.
+        #[arg(long, value_delimiter = ',')]
+        pool: Vec<String>,
+    },
     Invite {
         /// Seconds the invite stays valid; default front.session.invite_ttl_secs.
         #[arg(long)]

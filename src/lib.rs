@@ -9,3 +9,4 @@ pub mod config;
 pub mod front;
 pub mod server;
 pub mod telemetry;
+pub mod tunnel;

@@ -26,6 +26,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Invite { ttl }) => invite(&cfg, ttl),
+        Some(Command::Sni {
+            node_id,
+            date,
+            pool,
+        }) => sni(&cfg, node_id, date, pool),
         Some(Command::Run) | None => run(cfg),
     }
 }
@@ -131,5 +136,42 @@ fn invite(cfg: &Config, ttl: Option<u64>) -> ExitCode {
         .keys
         .mint_invite(probe::unix_now(), ttl, probe::random_nonce());
     println!("{}{token}", probe::INVITE_PREFIX);
+    ExitCode::SUCCESS
+}
+
+/// `edge sni`: the documented daily pick, for operators and auditors.
+fn sni(cfg: &Config, node_id: Option<String>, date: Option<String>, pool: Vec<String>) -> ExitCode {
+    use oxpulse_edge::tunnel::sni;
+    let node_id = node_id.unwrap_or_else(|| cfg.node.id.clone());
+    let pool = if pool.is_empty() {
+        cfg.tunnel.sni_pool.clone()
+    } else {
+        pool
+    };
+    let pool: Vec<String> = pool
+        .into_iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if node_id.is_empty() || pool.is_empty() {
+        eprintln!("edge sni: needs a node id and a pool (--node-id, --pool a,b,c, or node.id and tunnel.sni_pool in --config)");
+        return ExitCode::from(2);
+    }
+    let date = match date {
+        Some(d) => match sni::Date::parse(&d) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("edge sni: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => sni::Date::from_unix(probe::unix_now()),
+    };
+    let i = sni::pick_index(&node_id, date, pool.len());
+    println!("{}", pool[i]);
+    eprintln!(
+        "edge sni: sha256(\"{node_id}:{date}\") mod {} = {i}",
+        pool.len()
+    );
     ExitCode::SUCCESS
 }

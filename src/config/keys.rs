@@ -73,6 +73,7 @@ const FRONT: &[Field] = &[
 const ADMIN: &[Field] = &[f("listen", Kind::Addr)];
 const SHUTDOWN: &[Field] = &[f("drain_timeout_secs", Kind::UInt)];
 const LOG: &[Field] = &[f("level", Kind::Str), f("format", Kind::OneOf(LOG_FORMATS))];
+const TUNNEL: &[Field] = &[f("sni_pool", Kind::StrList)];
 
 /// The top level of the config file.
 pub(super) const ROOT: &[Field] = &[
@@ -82,6 +83,7 @@ pub(super) const ROOT: &[Field] = &[
     f("admin", Kind::Table(ADMIN)),
     f("shutdown", Kind::Table(SHUTDOWN)),
     f("log", Kind::Table(LOG)),
+    f("tunnel", Kind::Table(TUNNEL)),
 ];
 
 /// `prefix.name`, or `name` at the top level.

@@ -23,6 +23,6 @@ pub use policy::CoverPolicy;
 pub use problem::{ConfigErrors, ConfigProblem};
 pub use schema::{
     AdminConfig, CertConfig, Config, FrontConfig, FrontLimits, LogConfig, LogFormat, NodeConfig,
-    RuntimeConfig, SessionConfig, ShutdownConfig,
+    RuntimeConfig, SessionConfig, ShutdownConfig, TunnelConfig,
 };
 pub use secret::{check_secret_file_mode, load_secret, Secret, MIN_SECRET_BYTES};

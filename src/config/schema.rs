@@ -23,6 +23,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub tunnel: TunnelConfig,
 }
 
 /// Who this node is.
@@ -228,6 +229,15 @@ impl ShutdownConfig {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs)
     }
+}
+
+/// The tunnel to the core (being built; today only the SNI pool is read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// Names the tunnel's TLS disguises itself as; one is picked per node and UTC day
+    /// (`oxpulse_edge::tunnel::sni`). Empty = no tunnel configured.
+    pub sni_pool: Vec<String>,
 }
 
 /// Logging.

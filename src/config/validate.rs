@@ -31,6 +31,7 @@ impl Config {
             "seconds",
         );
         log_level(&self.log.level, &mut out);
+        sni_pool(&self.tunnel.sni_pool, &mut out);
         files::check(self, &mut out);
         if out.is_empty() {
             Ok(())
@@ -57,6 +58,38 @@ fn in_range(
                 range.end()
             ),
         ));
+    }
+}
+
+/// Upper bound on the SNI pool; the control plane supplies 5 to 8 names.
+const MAX_SNI_POOL: usize = 16;
+
+fn sni_pool(pool: &[String], out: &mut Vec<ConfigProblem>) {
+    let key = "tunnel.sni_pool";
+    if pool.len() > MAX_SNI_POOL {
+        out.push(ConfigProblem::new(
+            key,
+            format!(
+                "has {} names; at most {MAX_SNI_POOL} are allowed",
+                pool.len()
+            ),
+            "keep the 5 to 8 names the control plane suggests",
+        ));
+    }
+    for (i, name) in pool.iter().enumerate() {
+        if !names::is_dns_name(name) {
+            out.push(ConfigProblem::new(
+                key,
+                format!("`{name}` is not a lowercase DNS name"),
+                "write host names only, e.g. \"login.microsoftonline.com\"",
+            ));
+        } else if pool[..i].contains(name) {
+            out.push(ConfigProblem::new(
+                key,
+                format!("`{name}` is listed twice"),
+                "list each name once: duplicates skew the daily pick",
+            ));
+        }
     }
 }
 

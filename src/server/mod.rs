@@ -25,6 +25,8 @@ pub enum ShardMsg {
     Metrics(Reply<Snapshot>),
     /// New certificates after SIGHUP: rebuild the TLS config for new connections.
     Certs(Arc<CertSet>),
+    /// The tunnel's daily SNI pick changed: new tunnel sessions use this name.
+    Sni(Arc<str>),
 }
 
 /// Why the node could not start. Each names what to fix.

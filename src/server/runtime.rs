@@ -114,7 +114,14 @@ async fn shard_main(
         conns: ConnTracker::default(),
     });
 
-    glommio::spawn_local(inbox_loop(shard.inbox, front.clone(), shared.clone())).detach();
+    let tunnel_sni: Rc<RefCell<Option<Arc<str>>>> = Rc::default();
+    glommio::spawn_local(inbox_loop(
+        shard.inbox,
+        front.clone(),
+        shared.clone(),
+        tunnel_sni,
+    ))
+    .detach();
 
     if shard.index == 0 {
         match TcpListener::bind(shared.admin_addr) {
@@ -136,6 +143,9 @@ async fn shard_main(
             }
         }
         glommio::spawn_local(reload_on_hup(hup, shard.bus.clone(), shared.clone())).detach();
+        if !cfg.tunnel.sni_pool.is_empty() {
+            glommio::spawn_local(rotate_sni(shard.bus.clone(), shared.clone())).detach();
+        }
         tracing::info!(
             front = %shared.front_addr,
             admin = %shared.admin_addr,
@@ -164,9 +174,15 @@ async fn inbox_loop(
     inbox: shards::bus::Inbox<ShardMsg>,
     front: Rc<FrontShard>,
     shared: Arc<Shared>,
+    tunnel_sni: Rc<RefCell<Option<Arc<str>>>>,
 ) {
     while let Some(msg) = inbox.recv().await {
         match msg {
+            ShardMsg::Sni(name) => {
+                // Read by new tunnel sessions once the tunnel pool lands; open ones keep theirs.
+                *tunnel_sni.borrow_mut() = Some(name);
+                front.metrics.inc(Metric::SniRotations);
+            }
             ShardMsg::Metrics(reply) => reply.send(front.metrics.snapshot()),
             ShardMsg::Certs(set) => match tls::server_config(set, shared.ticketer.clone()) {
                 Ok(c) => {
@@ -206,5 +222,31 @@ async fn reload_on_hup(
             }
         }
         glommio::timer::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Shard 0 evaluates the tunnel SNI pick at start and daily at 04:00 UTC plus a
+/// random delay, and tells every shard when it changes.
+async fn rotate_sni(bus: shards::bus::Bus<ShardMsg>, shared: Arc<Shared>) {
+    use crate::front::probe::{random_nonce, unix_now};
+    use crate::tunnel::sni::{next_evaluation, Rotation};
+    let mut rotation = Rotation::new(
+        shared.cfg.node.id.clone(),
+        shared.cfg.tunnel.sni_pool.clone(),
+    );
+    loop {
+        let now = unix_now();
+        if let Some(name) = rotation.evaluate(now) {
+            let name: Arc<str> = Arc::from(name);
+            let delivered = (0..bus.shards())
+                .filter(|&i| bus.send_to(i, ShardMsg::Sni(name.clone())).is_ok())
+                .count();
+            // The name itself is the node's public disguise, but logs carry no more than needed.
+            tracing::info!(delivered, "tunnel SNI pick applied");
+        }
+        let n = random_nonce();
+        let jitter = u64::from_le_bytes([n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7]]);
+        let wait = next_evaluation(now, jitter).saturating_sub(now);
+        glommio::timer::sleep(Duration::from_secs(wait.max(1))).await;
     }
 }

@@ -64,6 +64,7 @@ metrics! {
     IdleClosed => ("edge_front_idle_closed_total", "", Counter, "Connections closed because they sent nothing for the idle or header timeout."),
     BusDropped => ("edge_bus_dropped_total", "", Counter, "Cross-shard messages this shard could not deliver (target full or gone)."),
     CertReloads => ("edge_tls_cert_reloads_total", "", Counter, "Certificate sets applied after SIGHUP."),
+    SniRotations => ("edge_tunnel_sni_rotations_total", "", Counter, "Tunnel SNI picks applied (one per shard at start and at each daily change)."),
 }
 
 /// Number of series.

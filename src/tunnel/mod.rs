@@ -1,0 +1,6 @@
+//! The tunnel to the core: VLESS over REALITY (and XHTTP), with ML-KEM-768.
+//!
+//! Work in progress (issue "Tunnel to the core"): the sans-IO pieces land first,
+//! each with its own tests; only the SNI rotation is wired into the node so far.
+
+pub mod sni;
