@@ -3,4 +3,6 @@
 //! Work in progress (issue "Tunnel to the core"): the sans-IO pieces land first,
 //! each with its own tests; only the SNI rotation is wired into the node so far.
 
+pub mod pq;
+pub mod reality;
 pub mod sni;

