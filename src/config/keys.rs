@@ -73,7 +73,20 @@ const FRONT: &[Field] = &[
 const ADMIN: &[Field] = &[f("listen", Kind::Addr)];
 const SHUTDOWN: &[Field] = &[f("drain_timeout_secs", Kind::UInt)];
 const LOG: &[Field] = &[f("level", Kind::Str), f("format", Kind::OneOf(LOG_FORMATS))];
-const TUNNEL: &[Field] = &[f("sni_pool", Kind::StrList)];
+const TUNNEL_CLIENT: &[Field] = &[
+    f("server", Kind::Addr),
+    f("public_key", Kind::Str),
+    f("short_id", Kind::Str),
+    f("uuid_file", Kind::Str),
+    f("client_version", Kind::Str),
+    f("pq", Kind::Bool),
+];
+const FORWARD: &[Field] = &[f("listen", Kind::Addr), f("target", Kind::Str)];
+const TUNNEL: &[Field] = &[
+    f("sni_pool", Kind::StrList),
+    f("client", Kind::Table(TUNNEL_CLIENT)),
+    f("forward", Kind::TableList(FORWARD)),
+];
 
 /// The top level of the config file.
 pub(super) const ROOT: &[Field] = &[

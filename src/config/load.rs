@@ -100,6 +100,9 @@ fn resolve(config: &mut Config, base_dir: &Path) {
         rebase(path, base_dir);
     }
     rebase(&mut front.cover_dir, base_dir);
+    if let Some(client) = &mut config.tunnel.client {
+        rebase(&mut client.uuid_file, base_dir);
+    }
 }
 
 fn rebase(path: &mut PathBuf, base_dir: &Path) {

@@ -13,6 +13,7 @@ mod schema;
 mod secret;
 mod shape;
 mod suggest;
+pub mod tunnel;
 mod validate;
 
 #[cfg(test)]
@@ -22,7 +23,7 @@ pub use load::{dev_default, load_file, parse_str};
 pub use policy::CoverPolicy;
 pub use problem::{ConfigErrors, ConfigProblem};
 pub use schema::{
-    AdminConfig, CertConfig, Config, FrontConfig, FrontLimits, LogConfig, LogFormat, NodeConfig,
-    RuntimeConfig, SessionConfig, ShutdownConfig, TunnelConfig,
+    AdminConfig, CertConfig, Config, ForwardConfig, FrontConfig, FrontLimits, LogConfig, LogFormat,
+    NodeConfig, RuntimeConfig, SessionConfig, ShutdownConfig, TunnelClientConfig, TunnelConfig,
 };
 pub use secret::{check_secret_file_mode, load_secret, Secret, MIN_SECRET_BYTES};

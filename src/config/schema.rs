@@ -238,6 +238,60 @@ pub struct TunnelConfig {
     /// Names the tunnel's TLS disguises itself as; one is picked per node and UTC day
     /// (`oxpulse_edge::tunnel::sni`). Empty = no tunnel configured.
     pub sni_pool: Vec<String>,
+    /// The edge's REALITY + VLESS link to the core; absent = no tunnel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<TunnelClientConfig>,
+    /// Local listeners whose connections are carried through the tunnel to a fixed target.
+    pub forward: Vec<ForwardConfig>,
+}
+
+/// Where the core's REALITY server is and how to authenticate to it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TunnelClientConfig {
+    /// The core's REALITY server, "IP:port".
+    pub server: SocketAddr,
+    /// The REALITY server's X25519 public key, base64url without padding (as `xray x25519` prints it).
+    pub public_key: String,
+    /// The REALITY short id, up to 16 hex digits ("" = none).
+    pub short_id: String,
+    /// File holding the VLESS user id (a UUID): a credential, so a 0600 file, never inline.
+    pub uuid_file: PathBuf,
+    /// Version bytes sent in the REALITY auth block; servers since Xray 26.7.11 refuse < 26.3.27.
+    pub client_version: String,
+    /// Offer X25519MLKEM768 (post-quantum) besides X25519.
+    pub pq: bool,
+}
+
+impl Default for TunnelClientConfig {
+    fn default() -> Self {
+        Self {
+            server: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            public_key: String::new(),
+            short_id: String::new(),
+            uuid_file: PathBuf::new(),
+            client_version: "26.3.27".to_owned(),
+            pq: true,
+        }
+    }
+}
+
+/// A loopback listener forwarded through the tunnel (like today's bundle's local inbound).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    pub listen: SocketAddr,
+    /// "IP:port" or "host:port" as seen from the core.
+    pub target: String,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+            target: String::new(),
+        }
+    }
 }
 
 /// Logging.

@@ -252,6 +252,8 @@ mod tests {
             cert: PathBuf::from("/c"),
             key: PathBuf::from("/k"),
         });
+        config.tunnel.client = Some(Default::default());
+        config.tunnel.forward.push(Default::default());
         let text = toml::to_string(&config).expect("serialises");
         let (_, report) = check_text(&text);
         assert!(report.problems.is_empty(), "{:?}", report.problems);

@@ -32,6 +32,7 @@ impl Config {
         );
         log_level(&self.log.level, &mut out);
         sni_pool(&self.tunnel.sni_pool, &mut out);
+        super::tunnel::check(&self.tunnel, &mut out);
         files::check(self, &mut out);
         if out.is_empty() {
             Ok(())
