@@ -6,3 +6,4 @@
 pub mod pq;
 pub mod reality;
 pub mod sni;
+pub mod vless;
