@@ -1,11 +1,14 @@
-//! A server TLS stream that can be rebuilt from its parts, so a session can move to another
-//! shard.
+//! A TLS stream over any async byte stream that can be rebuilt from its parts, so a session
+//! can move to another shard; and the same stream on the client side, for the tunnel.
 //!
 //! futures-rustls' `TlsStream` can be taken apart (`into_inner`) but not put back together.
 //! A group-call signalling socket accepted on one shard belongs to the shard that owns its
 //! room, and must keep its TLS session (keys, sequence numbers, buffered plaintext) when it
-//! moves. [`TlsConn`] drives a `rustls::ServerConnection` over any async byte stream with
-//! rustls's sans-IO calls, and [`handoff_tls`] / [`resume`] carry it across the bus.
+//! moves. [`TlsConn`] drives a rustls connection with rustls's sans-IO calls, and
+//! [`handoff_tls`] / [`resume`] carry a server session across the bus. The tunnel's REALITY
+//! client needs the same adoption of a pre-built connection (its ClientHello is crafted before
+//! any socket exists), so `TlsConn` is generic over the side: `TlsConn<IO>` is the server
+//! stream, `TlsConn<IO, rustls::ClientConnection>` the client one.
 //!
 //! Semantics a caller can rely on:
 //! - plaintext the previous owner decrypted but did not read is returned first;
@@ -17,17 +20,18 @@
 //!   record has been handed to the socket; `poll_close` sends close_notify, then shuts down the
 //!   write side.
 //!
-//! A connection still handshaking is driven forward by any of these calls, but the intended
-//! use is established sessions.
+//! A connection still handshaking is driven forward by any of these calls, or explicitly by
+//! [`TlsConn::handshake`].
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::ops::DerefMut;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::{ConnectionCommon, ServerConnection, SideData};
 use shards::handoff::{attach, HandedConn};
 
 use super::io::Prefixed;
@@ -36,11 +40,11 @@ use super::io::Prefixed;
 /// and key schedule inline) and rides a channel slot.
 pub type HandedTls = HandedConn<Box<ServerConnection>>;
 
-/// A server-side TLS stream over `IO` that, unlike futures-rustls' stream, can be built from
-/// an existing `ServerConnection`.
-pub struct TlsConn<IO> {
+/// A TLS stream over `IO` that, unlike futures-rustls' streams, can be built from an existing
+/// rustls connection. `C` is `ServerConnection` (the default) or `ClientConnection`.
+pub struct TlsConn<IO, C = ServerConnection> {
     io: IO,
-    conn: ServerConnection,
+    conn: C,
     /// The previous owner may have read records into rustls without processing them; the
     /// first read processes them before touching the socket.
     unprocessed: bool,
@@ -50,10 +54,11 @@ pub struct TlsConn<IO> {
     closing: bool,
 }
 
-impl<IO> TlsConn<IO> {
+impl<IO, C> TlsConn<IO, C> {
     /// Wraps a session and the transport it runs on. `io` must continue exactly where the
-    /// bytes already given to `conn` stopped.
-    pub fn from_parts(io: IO, conn: ServerConnection) -> Self {
+    /// bytes already given to `conn` stopped (and, on the way out, where the bytes already
+    /// taken from `conn` with `write_tls` stopped).
+    pub fn from_parts(io: IO, conn: C) -> Self {
         TlsConn {
             io,
             conn,
@@ -66,17 +71,36 @@ impl<IO> TlsConn<IO> {
     /// The transport and the session, e.g. to hand them to another shard. Records rustls has
     /// queued but not yet sent stay inside the session and go out on the next owner's first
     /// read, write or flush.
-    pub fn into_parts(self) -> (IO, ServerConnection) {
+    pub fn into_parts(self) -> (IO, C) {
         (self.io, self.conn)
     }
 
     /// The transport and the session (ALPN, SNI, exporters).
-    pub fn get_ref(&self) -> (&IO, &ServerConnection) {
+    pub fn get_ref(&self) -> (&IO, &C) {
         (&self.io, &self.conn)
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> TlsConn<IO> {
+impl<IO, C, SD> TlsConn<IO, C>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    C: DerefMut<Target = ConnectionCommon<SD>> + Unpin,
+    SD: SideData,
+{
+    /// Runs the handshake to its end and sends the last flight, e.g. so that a client learns
+    /// whether the server is the one it expects before it sends anything. A TLS error is
+    /// `InvalidData` wrapping the `rustls::Error`.
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        futures_lite::future::poll_fn(|cx| {
+            ready!(self.poll_handshake(cx))?;
+            if let Some(e) = ready!(self.poll_failure(cx)) {
+                return Poll::Ready(Err(e));
+            }
+            self.poll_send_tls(cx)
+        })
+        .await
+    }
+
     /// Writes queued TLS records until none are left or the transport would block.
     fn poll_send_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.conn.wants_write() {
@@ -147,7 +171,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsConn<IO> {
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsConn<IO> {
+impl<IO, C, SD> AsyncRead for TlsConn<IO, C>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    C: DerefMut<Target = ConnectionCommon<SD>> + Unpin,
+    SD: SideData,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -188,7 +217,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsConn<IO> {
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsConn<IO> {
+impl<IO, C, SD> AsyncWrite for TlsConn<IO, C>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    C: DerefMut<Target = ConnectionCommon<SD>> + Unpin,
+    SD: SideData,
+{
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -534,6 +568,70 @@ mod tests {
         let (server_got, (client_got, _client)) = block_on(zip(serve, talk));
         assert!(client_got == big, "server-to-client bytes differ");
         assert!(server_got == big, "client-to-server bytes differ");
+    }
+
+    #[test]
+    fn client_side_handshakes_and_moves_a_mebibyte_each_way() {
+        let (server, client) = configs(&rustls::version::TLS13);
+        let (s, c) = duplex(16 << 10);
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(client, name).unwrap();
+        let mut tls = TlsConn::from_parts(c, conn);
+        let big = pattern(1 << 20);
+        let talk = async {
+            tls.handshake().await.unwrap();
+            assert!(!tls.get_ref().1.is_handshaking());
+            tls.write_all(&big).await.unwrap();
+            tls.flush().await.unwrap();
+            let mut got = vec![0u8; big.len()];
+            tls.read_exact(&mut got).await.unwrap();
+            got
+        };
+        let serve = async {
+            let mut server = futures_rustls::TlsAcceptor::from(server)
+                .accept(s)
+                .await
+                .unwrap();
+            let mut got = vec![0u8; big.len()];
+            server.read_exact(&mut got).await.unwrap();
+            server.write_all(&big).await.unwrap();
+            server.flush().await.unwrap();
+            (got, server)
+        };
+        let (client_got, (server_got, _server)) = block_on(zip(talk, serve));
+        assert!(client_got == big, "server-to-client bytes differ");
+        assert!(server_got == big, "client-to-server bytes differ");
+    }
+
+    #[test]
+    fn client_handshake_reports_a_refused_certificate() {
+        let (server, _) = configs(&rustls::version::TLS13);
+        // Trusts nothing: the server's self-signed certificate is refused.
+        let client = ClientConfig::builder_with_provider(super::super::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth();
+        let (s, c) = duplex(16 << 10);
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut tls = TlsConn::from_parts(c, conn);
+        let serve = futures_rustls::TlsAcceptor::from(server).accept(s);
+        let (client_result, server_result) = block_on(zip(tls.handshake(), serve));
+        let err = client_result.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let cause = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
+        assert!(
+            matches!(cause, Some(rustls::Error::InvalidCertificate(_))),
+            "{err}"
+        );
+        // The alert went out before the error was reported.
+        let Err(server_err) = server_result else {
+            panic!("the server finished a handshake the client refused");
+        };
+        assert!(server_err.to_string().contains("alert"), "{server_err}");
     }
 
     #[test]

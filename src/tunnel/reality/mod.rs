@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod cert;
+pub mod client;
 pub mod hello;
 pub mod policy;
 pub mod signer;
