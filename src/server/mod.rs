@@ -18,6 +18,8 @@ use crate::front::cover::CoverSite;
 use crate::front::probe::{Classifier, Policy, SessionKeys};
 use crate::front::tls::{self, CertSet, TlsSetupError};
 use crate::telemetry::metrics::Snapshot;
+use crate::tunnel::settings::{parse_target, TunnelSettings};
+use crate::tunnel::vless::Target;
 
 /// Messages between shards: registration, rotation and metrics only.
 pub enum ShardMsg {
@@ -66,6 +68,10 @@ pub struct Shared {
     pub fatal: Arc<Mutex<Vec<String>>>,
     /// The dev node's self-signed certificate in PEM (None in production).
     pub dev_cert_pem: Option<String>,
+    /// The tunnel client, when `[tunnel.client]` is configured.
+    pub tunnel: Option<Arc<TunnelSettings>>,
+    /// Forward listeners (port 0 resolved) and their targets.
+    pub forwards: Vec<(SocketAddr, Target)>,
 }
 
 /// Loads the certificates named in the config (or makes the dev one).
@@ -150,6 +156,23 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
         cookie_ttl_secs: cfg.front.session.cookie_ttl_secs,
         partner_domains: cfg.front.domains.clone(),
     };
+    let tunnel = match &cfg.tunnel.client {
+        Some(c) => Some(Arc::new(
+            TunnelSettings::from_config(c).map_err(|p| config::ConfigErrors(vec![p]))?,
+        )),
+        None => None,
+    };
+    let mut forwards = Vec::new();
+    for (i, f) in cfg.tunnel.forward.iter().enumerate() {
+        let target = parse_target(&f.target).ok_or_else(|| {
+            config::ConfigErrors(vec![config::ConfigProblem::new(
+                format!("tunnel.forward[{i}].target"),
+                "is not host:port",
+                "run `edge check`",
+            )])
+        })?;
+        forwards.push((resolve_port(f.listen, "tunnel forward")?, target));
+    }
     let front_addr = resolve_port(cfg.front.listen, "front listener")?;
     let admin_addr = resolve_port(cfg.admin.listen, "admin listener")?;
     Ok(Shared {
@@ -162,6 +185,8 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
         ready: Arc::new(AtomicUsize::new(0)),
         fatal: Arc::new(Mutex::new(Vec::new())),
         dev_cert_pem,
+        tunnel,
+        forwards,
         cfg: Arc::new(cfg),
     })
 }

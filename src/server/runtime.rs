@@ -19,6 +19,7 @@ use crate::front::http::Site;
 use crate::front::route::Router;
 use crate::front::tls;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
+use crate::tunnel::forward_driver::{self, Forward};
 
 /// Runs the node until it has drained after SIGINT/SIGTERM (or `shutdown.trigger()`).
 pub fn run(shared: Arc<Shared>, shutdown: &Shutdown) -> Result<(), StartError> {
@@ -119,9 +120,37 @@ async fn shard_main(
         shard.inbox,
         front.clone(),
         shared.clone(),
-        tunnel_sni,
+        tunnel_sni.clone(),
     ))
     .detach();
+    if let Some(settings) = &shared.tunnel {
+        for (addr, target) in &shared.forwards {
+            let listener = match TcpListener::bind(*addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    let err = StartError::Bind {
+                        what: "tunnel forward",
+                        addr: *addr,
+                        source: e.into(),
+                    };
+                    return fail(&shared, &shutdown, err.to_string());
+                }
+            };
+            let fwd = Rc::new(Forward {
+                target: target.clone(),
+                settings: settings.clone(),
+                sni: tunnel_sni.clone(),
+                metrics: metrics.clone(),
+                // Shared with the front, so the drain waits for open tunnels too.
+                conns: front.conns.clone(),
+            });
+            glommio::spawn_local(forward_driver::serve(fwd, listener, shard.shutdown.clone()))
+                .detach();
+            if shard.index == 0 {
+                tracing::info!(listen = %addr, "tunnel forward listening");
+            }
+        }
+    }
 
     if shard.index == 0 {
         match TcpListener::bind(shared.admin_addr) {

@@ -64,6 +64,10 @@ metrics! {
     IdleClosed => ("edge_front_idle_closed_total", "", Counter, "Connections closed because they sent nothing for the idle or header timeout."),
     BusDropped => ("edge_bus_dropped_total", "", Counter, "Cross-shard messages this shard could not deliver (target full or gone)."),
     CertReloads => ("edge_tls_cert_reloads_total", "", Counter, "Certificate sets applied after SIGHUP."),
+    TunnelOpened => ("edge_tunnel_sessions_total", "result=\"opened\"", Counter, "Tunnel sessions to the core by outcome."),
+    TunnelFailed => ("edge_tunnel_sessions_total", "result=\"failed\"", Counter, "Tunnel sessions to the core by outcome."),
+    TunnelBytesUp => ("edge_tunnel_bytes_total", "dir=\"up\"", Counter, "Bytes carried through tunnel forwards."),
+    TunnelBytesDown => ("edge_tunnel_bytes_total", "dir=\"down\"", Counter, "Bytes carried through tunnel forwards."),
     SniRotations => ("edge_tunnel_sni_rotations_total", "", Counter, "Tunnel SNI picks applied (one per shard at start and at each daily change)."),
 }
 

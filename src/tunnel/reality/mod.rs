@@ -18,6 +18,7 @@ pub mod cert;
 pub mod client;
 pub mod hello;
 pub mod policy;
+pub mod server;
 pub mod signer;
 pub mod verifier;
 
