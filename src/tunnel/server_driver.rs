@@ -38,7 +38,9 @@ use crate::front::driver::within;
 use crate::front::io::Prefixed;
 use crate::front::tls_stream::TlsConn;
 use crate::telemetry::redact::mask_socket_addr;
-use crate::tunnel::reality::server::{decide, server_connection, Decision, RealityServerKeys};
+use crate::tunnel::reality::server::{
+    decide, server_connection, Decision, KeyExchange, RealityServerKeys,
+};
 use crate::tunnel::reality::ServerPolicy;
 use crate::tunnel::splice::{
     splice_with_idle, splice_with_limits, IdleLimits, SpliceCounters, SpliceEnd,
@@ -184,6 +186,11 @@ async fn tunnel(client: TcpStream, seen: Vec<u8>, auth_key: &[u8; 32], cfg: &Rea
     };
     let mut tls = TlsConn::from_parts(Prefixed::new(seen, client), conn);
     let opened = within(cfg.deadlines.handshake, open_request(&mut tls)).await;
+    // Counted once the handshake is through, whatever the request turns out
+    // to be: how many sessions are post-quantum is a property of TLS.
+    if let Some(kx) = KeyExchange::of(tls.get_ref().1) {
+        cfg.stats.handshake(kx);
+    }
     let (request, payload) = match opened {
         Some(Ok(Ok(opened))) => opened,
         Some(Ok(Err(refusal))) => return refuse(cfg, refusal),

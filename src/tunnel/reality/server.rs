@@ -7,6 +7,8 @@
 //! - [`server_connection`]: the rustls session an accepted client gets. It is
 //!   fed the *unchanged* bytes that [`decide`] looked at, so rustls sees the
 //!   very ClientHello the client sealed its session_id over.
+//! - [`KeyExchange::of`]: whether a finished session is post-quantum, for
+//!   the server's counters.
 //!
 //! Anything that is not an authenticated REALITY hello — random bytes, plain
 //! HTTP, a malformed or oversized hello, a real browser — falls back: a
@@ -18,13 +20,14 @@ use std::sync::{Arc, OnceLock};
 use rustls::crypto::CryptoProvider;
 use rustls::server::NoServerSessionStorage;
 use rustls::sign::SingleCertAndKey;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{NamedGroup, ServerConfig, ServerConnection};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::auth::AuthBlock;
 use super::hello::{Extracted, RealityHello};
 use super::policy::{RealityReject, ServerPolicy};
 use super::signer::Ed25519SigningKey;
+use crate::tunnel::pq;
 
 /// The server's long-lived secrets: the X25519 key clients seal their
 /// session_id to (Xray's `privateKey`) and the Ed25519 key behind every
@@ -114,6 +117,11 @@ pub fn decide(
 /// REALITY server negotiates none), the temporary certificate for
 /// `auth_key` signed with `signer`.
 ///
+/// Key exchange: X25519MLKEM768 and ring's groups ([`provider`]); rustls
+/// takes the first of the *client's* groups it supports, so an edge client
+/// offering the hybrid first gets it and an X25519-only client (Xray
+/// 24.11.21) gets X25519, as before.
+///
 /// No session tickets and no session cache: REALITY clients never resume
 /// (uTLS runs with tickets off) and a per-connection cache would only hold
 /// memory.
@@ -131,13 +139,49 @@ pub fn server_connection(
     ServerConnection::new(Arc::new(config))
 }
 
-/// ring's stock provider, built once: the certificate changes per
-/// connection, the algorithms never do.
+/// ring's stock provider with X25519MLKEM768 ahead of its own groups, built
+/// once: the certificate changes per connection, the algorithms never do.
+/// ring's groups stay as they were (X25519, P-256, P-384), so no client that
+/// worked before is now sent a HelloRetryRequest or refused.
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .get_or_init(|| {
+            let ring = rustls::crypto::ring::default_provider();
+            let kx_groups = std::iter::once(pq::X25519MLKEM768)
+                .chain(ring.kx_groups.iter().copied())
+                .collect();
+            Arc::new(CryptoProvider { kx_groups, ..ring })
+        })
         .clone()
+}
+
+/// How a finished REALITY session agreed on its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyExchange {
+    /// X25519MLKEM768 (0x11EC): the session's secrecy also rests on
+    /// ML-KEM-768, so recording it now does not help a future quantum
+    /// attacker.
+    PostQuantum,
+    /// A classical group (X25519, or a NIST curve).
+    Classical,
+}
+
+impl KeyExchange {
+    /// The key exchange of `conn`; `None` until its handshake has finished
+    /// (rustls knows the group earlier, but a handshake that then fails is
+    /// no session to count).
+    pub fn of(conn: &ServerConnection) -> Option<KeyExchange> {
+        if conn.is_handshaking() {
+            return None;
+        }
+        let group = conn.negotiated_key_exchange_group()?.name();
+        Some(if group == NamedGroup::X25519MLKEM768 {
+            KeyExchange::PostQuantum
+        } else {
+            KeyExchange::Classical
+        })
+    }
 }
 
 #[cfg(test)]
@@ -383,5 +427,61 @@ mod tests {
         }
         client.read_tls(&mut &wire[..]).unwrap();
         assert!(client.process_new_packets().is_err());
+    }
+
+    #[test]
+    fn the_key_exchange_follows_the_clients_preference() {
+        use rustls::crypto::ring::kx_group;
+        let signer = Ed25519SigningKey::generate().unwrap();
+        let auth_key = [0x35; 32];
+        let cases = [
+            // The edge client with offer_pq: the hybrid first, X25519 also.
+            (
+                vec![pq::X25519MLKEM768, kx_group::X25519],
+                NamedGroup::X25519MLKEM768,
+                KeyExchange::PostQuantum,
+            ),
+            // Xray 24.11.21 and the edge client without offer_pq.
+            (
+                vec![kx_group::X25519],
+                NamedGroup::X25519,
+                KeyExchange::Classical,
+            ),
+            // The server does not override a client preferring X25519.
+            (
+                vec![kx_group::X25519, pq::X25519MLKEM768],
+                NamedGroup::X25519,
+                KeyExchange::Classical,
+            ),
+            // ring's NIST curves are still served.
+            (
+                vec![kx_group::SECP384R1],
+                NamedGroup::secp384r1,
+                KeyExchange::Classical,
+            ),
+        ];
+        for (offered, group, kx) in cases {
+            let mut server = server_connection(&signer, &auth_key).unwrap();
+            assert_eq!(KeyExchange::of(&server), None, "not finished yet");
+            let provider = CryptoProvider {
+                kx_groups: offered,
+                ..rustls::crypto::ring::default_provider()
+            };
+            let config = ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(TempCertVerifier::new(auth_key)))
+                .with_no_client_auth();
+            let name = ServerName::try_from("example.com").unwrap();
+            let mut client = ClientConnection::new(Arc::new(config), name).unwrap();
+            pump(&mut client, &mut server);
+            assert!(!server.is_handshaking(), "{group:?}");
+            let negotiated = server.negotiated_key_exchange_group().map(|g| g.name());
+            assert_eq!(negotiated, Some(group));
+            assert_eq!(KeyExchange::of(&server), Some(kx), "{group:?}");
+            // Each client sent a share for its first group: one round trip.
+            assert_eq!(client.handshake_kind(), Some(rustls::HandshakeKind::Full));
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 
+use crate::tunnel::reality::server::KeyExchange;
 use crate::tunnel::reality::RealityReject;
 
 /// Why a connection was spliced to `dest` instead of served.
@@ -96,6 +97,8 @@ pub struct ServerStats {
     refused: [Cell<u64>; VlessRefusal::ALL.len()],
     accepted: Cell<u64>,
     tls_failed: Cell<u64>,
+    pq_handshakes: Cell<u64>,
+    classical_handshakes: Cell<u64>,
     tunnels: Cell<u64>,
     dest_unreachable: Cell<u64>,
     target_unreachable: Cell<u64>,
@@ -124,6 +127,14 @@ impl ServerStats {
     /// An authenticated client whose TLS handshake or request read failed.
     pub fn tls_failed(&self) {
         bump(&self.tls_failed, 1);
+    }
+
+    /// An authenticated client finished its TLS handshake with `kx`.
+    pub fn handshake(&self, kx: KeyExchange) {
+        match kx {
+            KeyExchange::PostQuantum => bump(&self.pq_handshakes, 1),
+            KeyExchange::Classical => bump(&self.classical_handshakes, 1),
+        }
     }
 
     /// A VLESS tunnel reached its target and started relaying.
@@ -156,6 +167,8 @@ impl ServerStats {
                 .collect(),
             accepted: self.accepted.get(),
             tls_failed: self.tls_failed.get(),
+            pq_handshakes: self.pq_handshakes.get(),
+            classical_handshakes: self.classical_handshakes.get(),
             tunnels: self.tunnels.get(),
             dest_unreachable: self.dest_unreachable.get(),
             target_unreachable: self.target_unreachable.get(),
@@ -172,6 +185,10 @@ pub struct StatsSnapshot {
     pub refused: Vec<(&'static str, u64)>,
     pub accepted: u64,
     pub tls_failed: u64,
+    /// Finished handshakes on X25519MLKEM768 (edge clients offering it).
+    pub pq_handshakes: u64,
+    /// Finished handshakes on a classical group (Xray 24.11.21 clients).
+    pub classical_handshakes: u64,
     pub tunnels: u64,
     pub dest_unreachable: u64,
     pub target_unreachable: u64,
@@ -232,6 +249,9 @@ mod tests {
         stats.refused(VlessRefusal::UnknownUser);
         stats.refused(VlessRefusal::Mux);
         stats.accepted();
+        stats.handshake(KeyExchange::PostQuantum);
+        stats.handshake(KeyExchange::Classical);
+        stats.handshake(KeyExchange::Classical);
         stats.tunnel();
         stats.tunnel_bytes(3, 4);
         stats.tunnel_bytes(1, 1);
@@ -240,6 +260,7 @@ mod tests {
         assert_eq!(snap.refused("mux"), 1);
         assert_eq!(snap.refused("flow"), 0);
         assert_eq!((snap.accepted, snap.tunnels), (1, 1));
+        assert_eq!((snap.pq_handshakes, snap.classical_handshakes), (1, 2));
         assert_eq!((snap.bytes_up, snap.bytes_down), (4, 5));
         assert_eq!(snap.fallbacks_total(), 0);
         assert_eq!(snap.fallback("no such label"), 0);
