@@ -8,12 +8,14 @@
 //! - [`preflight`](mod@preflight): io_uring and `RLIMIT_MEMLOCK` checks that turn glommio's late, terse
 //!   failures into early errors that say how to fix the host.
 //! - [`partition`]: the stable key → shard function.
+//! - [`accept`]: the accept-until-drain loop of every listener.
 //! - [`bus`](mod@bus): bounded cross-shard messages, never blocking the sender.
 //! - [`handoff`]: moving an accepted TCP connection to its owner shard.
 //! - [`shutdown`]: signals, drain, connection tracking.
 //! - [`runtime`]: starting, joining and supervising the shards.
 //! - [`hyper_io`]: glue so hyper 1.x runs on glommio (I/O adapter, executor, timer).
 
+pub mod accept;
 pub mod bus;
 pub mod handoff;
 pub mod hyper_io;

@@ -16,6 +16,7 @@ use glommio::net::{TcpListener, TcpStream};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use rustls::ServerConfig;
+use shards::accept::accept_until_drain;
 use shards::hyper_io::{GlommioTimer, HyperIo, LocalExec};
 use shards::shutdown::{ConnTracker, ShutdownHandle};
 
@@ -49,40 +50,17 @@ pub async fn within<T>(dur: Duration, fut: impl Future<Output = T>) -> Option<T>
 
 /// Accepts until the drain starts, then waits for open connections up to the deadline.
 pub async fn serve(front: Rc<FrontShard>, listener: TcpListener, shutdown: ShutdownHandle) {
-    enum Ev {
-        Accepted(std::io::Result<TcpStream>),
-        Drain,
-    }
-    loop {
-        let ev = futures_lite::future::or(
-            async { Ev::Accepted(listener.accept().await.map_err(Into::into)) },
-            async {
-                shutdown.draining().await;
-                Ev::Drain
-            },
-        )
-        .await;
-        match ev {
-            Ev::Drain => break,
-            Ev::Accepted(Ok(stream)) => {
-                front.metrics.inc(Metric::ConnAccepted);
-                if front.conns.active() as u64 >= front.limits.max_connections {
-                    front.metrics.inc(Metric::ConnRefusedLimit);
-                    drop(stream);
-                    continue;
-                }
-                let f = front.clone();
-                let sd = shutdown.clone();
-                glommio::spawn_local(async move { connection(f, stream, sd).await }).detach();
-            }
-            Ev::Accepted(Err(e)) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::debug!(error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
+    accept_until_drain(listener, &shutdown, |stream| {
+        front.metrics.inc(Metric::ConnAccepted);
+        if front.conns.active() as u64 >= front.limits.max_connections {
+            front.metrics.inc(Metric::ConnRefusedLimit);
+            return;
         }
-    }
-    drop(listener);
+        let f = front.clone();
+        let sd = shutdown.clone();
+        glommio::spawn_local(async move { connection(f, stream, sd).await }).detach();
+    })
+    .await;
     if let Some(deadline) = shutdown.deadline() {
         let clean = front.conns.wait_idle(deadline).await;
         tracing::info!(clean, left = front.conns.active(), "front drained");

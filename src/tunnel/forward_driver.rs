@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
+use shards::accept::accept_until_drain;
 use shards::shutdown::{ConnTracker, ShutdownHandle};
 
 use super::client_driver;
@@ -38,31 +39,11 @@ pub struct Forward {
 /// Accepts until the drain starts; open tunnels are tracked by `conns`, which
 /// the shard waits on with the front's connections.
 pub async fn serve(forward: Rc<Forward>, listener: TcpListener, shutdown: ShutdownHandle) {
-    enum Ev {
-        Accepted(std::io::Result<TcpStream>),
-        Drain,
-    }
-    loop {
-        let ev = futures_lite::future::or(
-            async { Ev::Accepted(listener.accept().await.map_err(Into::into)) },
-            async {
-                shutdown.draining().await;
-                Ev::Drain
-            },
-        )
-        .await;
-        match ev {
-            Ev::Drain => break,
-            Ev::Accepted(Ok(local)) => {
-                let f = forward.clone();
-                glommio::spawn_local(async move { carry(f, local).await }).detach();
-            }
-            Ev::Accepted(Err(e)) => {
-                tracing::debug!(error = %e, "forward accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
+    accept_until_drain(listener, &shutdown, |local| {
+        let f = forward.clone();
+        glommio::spawn_local(async move { carry(f, local).await }).detach();
+    })
+    .await;
 }
 
 async fn carry(forward: Rc<Forward>, mut local: TcpStream) {
