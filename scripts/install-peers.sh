@@ -29,4 +29,10 @@ if [ ! -x "$peers/xray" ]; then
   install -m 0755 "$tmp/x/cfd_pkg/bin/web-amd64" "$peers/xray"
   rm -rf "$tmp"
 fi
-"$peers/xray" version | head -1 | grep -q "^Xray 24.11.21" || { echo "install-peers: $peers/xray is not Xray 24.11.21" >&2; exit 1; }
+# Captured whole: piping into `head` could end the pipe early and, under pipefail, fail
+# the check on the right binary.
+version="$("$peers/xray" version)"
+case "$version" in
+  "Xray 24.11.21"*) ;;
+  *) echo "install-peers: $peers/xray is not Xray 24.11.21" >&2; exit 1 ;;
+esac

@@ -7,6 +7,7 @@
 //! process CPU meter — live in their own modules so later jobs (`sfu`, `turn`,
 //! …) reuse them instead of growing their own.
 
+pub mod bulk;
 pub mod cpu;
 pub mod https;
 pub mod report;

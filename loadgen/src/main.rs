@@ -15,19 +15,24 @@ struct Cli {
 enum Job {
     /// HTTPS request / TLS handshake load against one URL.
     Https(loadgen::https::HttpsArgs),
+    /// Download throughput from a plain TCP port over C connections.
+    Bulk(loadgen::bulk::BulkArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.job {
-        Job::Https(args) => loadgen::https::run_cli(args).map(|r| r.requests > 0),
+        Job::Https(args) => {
+            loadgen::https::run_cli(args).map(|r| (r.requests > 0, "no request completed"))
+        }
+        Job::Bulk(args) => loadgen::bulk::run_cli(args).map(|r| (r.bytes > 0, "no byte received")),
     };
     match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        // The report was printed, but a run with no completed request is a
-        // failed benchmark; make scripts notice.
-        Ok(false) => {
-            eprintln!("loadgen: no request completed");
+        Ok((true, _)) => ExitCode::SUCCESS,
+        // The report was printed, but a run that moved nothing is a failed
+        // benchmark; make scripts notice.
+        Ok((false, what)) => {
+            eprintln!("loadgen: {what}");
             ExitCode::from(2)
         }
         Err(err) => {
