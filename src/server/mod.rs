@@ -72,6 +72,8 @@ pub struct Shared {
     pub tunnel: Option<Arc<TunnelSettings>>,
     /// Forward listeners (port 0 resolved) and their targets.
     pub forwards: Vec<(SocketAddr, Target)>,
+    /// Sockets holding ports chosen for port 0 (see `resolve_port`).
+    pub port_holds: Vec<socket2::Socket>,
 }
 
 /// Loads the certificates named in the config (or makes the dev one).
@@ -125,18 +127,32 @@ fn session_keys(cfg: &Config) -> Result<SessionKeys, StartError> {
 }
 
 /// Replaces port 0 by a free port, so every shard binds the same one with SO_REUSEPORT.
-fn resolve_port(addr: SocketAddr, what: &'static str) -> Result<SocketAddr, StartError> {
+///
+/// The chosen port stays held by a bound, non-listening SO_REUSEPORT socket for the
+/// node's life: closing the probe would let another process's `bind(0)` get the same
+/// port, and a second process of the same user would then silently share it with our
+/// reuseport listeners.
+fn resolve_port(
+    addr: SocketAddr,
+    what: &'static str,
+    holds: &mut Vec<socket2::Socket>,
+) -> Result<SocketAddr, StartError> {
     if addr.port() != 0 {
         return Ok(addr);
     }
-    let probe = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
-        what,
-        addr,
-        source,
-    })?;
-    let local = probe
-        .local_addr()
-        .map_err(|source| StartError::Bind { what, addr, source })?;
+    let err = |source| StartError::Bind { what, addr, source };
+    let local = std::net::TcpListener::bind(addr)
+        .and_then(|probe| probe.local_addr())
+        .map_err(err)?;
+    let hold = socket2::Socket::new(
+        socket2::Domain::for_address(local),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(err)?;
+    hold.set_reuse_port(true).map_err(err)?;
+    hold.bind(&local.into()).map_err(err)?;
+    holds.push(hold);
     Ok(local)
 }
 
@@ -163,6 +179,7 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
         None => None,
     };
     let mut forwards = Vec::new();
+    let mut port_holds = Vec::new();
     for (i, f) in cfg.tunnel.forward.iter().enumerate() {
         let target = parse_target(&f.target).ok_or_else(|| {
             config::ConfigErrors(vec![config::ConfigProblem::new(
@@ -171,10 +188,13 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
                 "run `edge check`",
             )])
         })?;
-        forwards.push((resolve_port(f.listen, "tunnel forward")?, target));
+        forwards.push((
+            resolve_port(f.listen, "tunnel forward", &mut port_holds)?,
+            target,
+        ));
     }
-    let front_addr = resolve_port(cfg.front.listen, "front listener")?;
-    let admin_addr = resolve_port(cfg.admin.listen, "admin listener")?;
+    let front_addr = resolve_port(cfg.front.listen, "front listener", &mut port_holds)?;
+    let admin_addr = resolve_port(cfg.admin.listen, "admin listener", &mut port_holds)?;
     Ok(Shared {
         cover: Arc::new(cover),
         classifier: Arc::new(classifier),
@@ -187,6 +207,7 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
         dev_cert_pem,
         tunnel,
         forwards,
+        port_holds,
         cfg: Arc::new(cfg),
     })
 }
