@@ -110,6 +110,70 @@ fn forward_reaches_the_target_through_xray() {
         edge.metric("edge_tunnel_sessions_total{result=\"opened\"}"),
         1
     );
+    assert_eq!(edge.metric("edge_tunnel_dials_total{result=\"ok\"}"), 1);
+    assert_eq!(edge.metric("edge_tunnel_shards_down"), 0);
     // The VLESS id is a credential: never in the node's log.
     assert!(!edge.log().contains(USER));
+}
+
+/// With the core unreachable, the first session of each shard dials and fails; the
+/// link goes down and the sessions after it are refused during the back-off without
+/// dialing again, so a dead core is not hammered (nor a censor shown a burst).
+#[test]
+fn a_dead_core_is_not_redialled_during_back_off() {
+    // A port with nothing listening: dials are refused at once.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let core = dead.local_addr().unwrap();
+    drop(dead);
+    let extra = format!(
+        "[tunnel]\nsni_pool = [\"a.example.com\"]\n\n[tunnel.client]\nserver = \"{core}\"\npublic_key = \"{}\"\nuuid_file = \"tunnel.uuid\"\n# The first back-off (30-60 s) outlasts this test.\nretry_min_ms = 60000\nretry_max_secs = 3600\n\n[[tunnel.forward]]\nlisten = \"127.0.0.1:0\"\ntarget = \"10.1.2.3:80\"\n",
+        "qhNpOesP1lkKONCod9nmWSIEbTyGeeymVESYjLaJr2g"
+    );
+    let setup = prod_setup("strict", &extra);
+    write_secret(&setup.dir.path().join("tunnel.uuid"), USER.as_bytes());
+    let cfg = setup.config();
+    let edge = start(&["--config", cfg.to_str().unwrap()], setup.dir);
+    let log = edge.log();
+    let forward: std::net::SocketAddr = log
+        .lines()
+        .find(|l| l.contains("tunnel forward listening"))
+        .and_then(|l| l.split("listen=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no forward address in the log:\n{log}"));
+
+    const SESSIONS: u64 = 8;
+    for _ in 0..SESSIONS {
+        let mut client = std::net::TcpStream::connect(forward).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        // The edge closes the local connection without a byte.
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got);
+        assert!(got.is_empty());
+    }
+    let failed = edge.metric("edge_tunnel_sessions_total{result=\"failed\"}");
+    let dials = edge.metric("edge_tunnel_dials_total{result=\"failed\"}");
+    let refused = edge.metric("edge_tunnel_refused_total{reason=\"backoff\"}");
+    let log = edge.log();
+    assert_eq!(failed, SESSIONS, "{log}");
+    // At most one dial per shard (the test node runs 2).
+    assert!((1..=2).contains(&dials), "{dials} dials\n{log}");
+    assert_eq!(refused, SESSIONS - dials, "{log}");
+    assert_eq!(edge.metric("edge_tunnel_shards_down"), dials, "{log}");
+    assert_eq!(edge.metric("edge_tunnel_dials_total{result=\"ok\"}"), 0);
+    drop(log);
+    // Each shard says so once, not once per session. (The log is read by another
+    // thread: give it a moment to catch up before counting.)
+    let said = |log: &str| log.matches("link to the core is down").count() as u64;
+    let mut log = edge.log();
+    for _ in 0..50 {
+        if said(&log) >= dials {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        log = edge.log();
+    }
+    assert_eq!(said(&log), dials, "{log}");
 }

@@ -80,6 +80,8 @@ const TUNNEL_CLIENT: &[Field] = &[
     f("uuid_file", Kind::Str),
     f("client_version", Kind::Str),
     f("pq", Kind::Bool),
+    f("retry_min_ms", Kind::UInt),
+    f("retry_max_secs", Kind::UInt),
 ];
 const FORWARD: &[Field] = &[f("listen", Kind::Addr), f("target", Kind::Str)];
 const TUNNEL: &[Field] = &[

@@ -261,6 +261,10 @@ pub struct TunnelClientConfig {
     pub client_version: String,
     /// Offer X25519MLKEM768 (post-quantum) besides X25519.
     pub pq: bool,
+    /// Wait after the first failed dial to the core; doubles per failure.
+    pub retry_min_ms: u64,
+    /// The wait between dials never grows past this.
+    pub retry_max_secs: u64,
 }
 
 impl Default for TunnelClientConfig {
@@ -272,6 +276,8 @@ impl Default for TunnelClientConfig {
             uuid_file: PathBuf::new(),
             client_version: "26.3.27".to_owned(),
             pq: true,
+            retry_min_ms: 500,
+            retry_max_secs: 60,
         }
     }
 }

@@ -85,6 +85,26 @@ pub(super) fn check(t: &TunnelConfig, out: &mut Vec<ConfigProblem>) {
                 "use \"26.3.27\" or newer",
             ));
         }
+        if c.retry_min_ms < 10 || c.retry_min_ms > 60_000 {
+            out.push(ConfigProblem::new(
+                "tunnel.client.retry_min_ms",
+                format!("{} is outside 10..=60000", c.retry_min_ms),
+                "use the default 500",
+            ));
+        }
+        if c.retry_max_secs == 0
+            || c.retry_max_secs > 3600
+            || c.retry_max_secs.saturating_mul(1000) < c.retry_min_ms
+        {
+            out.push(ConfigProblem::new(
+                "tunnel.client.retry_max_secs",
+                format!(
+                    "{} is outside 1..=3600 or below retry_min_ms",
+                    c.retry_max_secs
+                ),
+                "use the default 60",
+            ));
+        }
         if c.uuid_file.as_os_str().is_empty() {
             out.push(ConfigProblem::new(
                 "tunnel.client.uuid_file",
@@ -159,6 +179,8 @@ mod tests {
                 public_key: "nope".into(),
                 short_id: "xyz".into(),
                 client_version: "1.2".into(),
+                retry_min_ms: 5,
+                retry_max_secs: 0,
                 ..Default::default()
             }),
             forward: vec![ForwardConfig {
@@ -175,6 +197,8 @@ mod tests {
             "tunnel.client.short_id",
             "tunnel.client.client_version",
             "tunnel.client.uuid_file",
+            "tunnel.client.retry_min_ms",
+            "tunnel.client.retry_max_secs",
             "tunnel.sni_pool",
             "tunnel.forward[0].target",
             "tunnel.forward[0].listen",

@@ -20,6 +20,7 @@ use crate::front::route::Router;
 use crate::front::tls;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
 use crate::tunnel::forward_driver::{self, Forward};
+use crate::tunnel::link::CoreLink;
 
 /// Runs the node until it has drained after SIGINT/SIGTERM (or `shutdown.trigger()`).
 pub fn run(shared: Arc<Shared>, shutdown: &Shutdown) -> Result<(), StartError> {
@@ -124,6 +125,7 @@ async fn shard_main(
     ))
     .detach();
     if let Some(settings) = &shared.tunnel {
+        let link = CoreLink::new(settings.clone(), tunnel_sni.clone(), metrics.clone());
         for (addr, target) in &shared.forwards {
             let listener = match TcpListener::bind(*addr) {
                 Ok(l) => l,
@@ -138,8 +140,7 @@ async fn shard_main(
             };
             let fwd = Rc::new(Forward {
                 target: target.clone(),
-                settings: settings.clone(),
-                sni: tunnel_sni.clone(),
+                link: link.clone(),
                 metrics: metrics.clone(),
                 // Shared with the front, so the drain waits for open tunnels too.
                 conns: front.conns.clone(),

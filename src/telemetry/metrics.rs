@@ -69,6 +69,13 @@ metrics! {
     TunnelBytesUp => ("edge_tunnel_bytes_total", "dir=\"up\"", Counter, "Bytes carried through tunnel forwards."),
     TunnelBytesDown => ("edge_tunnel_bytes_total", "dir=\"down\"", Counter, "Bytes carried through tunnel forwards."),
     SniRotations => ("edge_tunnel_sni_rotations_total", "", Counter, "Tunnel SNI picks applied (one per shard at start and at each daily change)."),
+    TunnelRefusedBackoff => ("edge_tunnel_refused_total", "reason=\"backoff\"", Counter, "Tunnel sessions refused without dialing: the core failed recently (back-off) or every pooled connection was full."),
+    TunnelRefusedFull => ("edge_tunnel_refused_total", "reason=\"full\"", Counter, "Tunnel sessions refused without dialing: the core failed recently (back-off) or every pooled connection was full."),
+    TunnelDialOk => ("edge_tunnel_dials_total", "result=\"ok\"", Counter, "Connections dialled to the core (TCP + REALITY) by result."),
+    TunnelDialFailed => ("edge_tunnel_dials_total", "result=\"failed\"", Counter, "Connections dialled to the core (TCP + REALITY) by result."),
+    TunnelReused => ("edge_tunnel_reused_total", "", Counter, "Tunnel sessions opened on an already pooled connection."),
+    TunnelPoolConns => ("edge_tunnel_pool_connections", "", Gauge, "Connections to the core held in the shards' pools."),
+    TunnelShardsDown => ("edge_tunnel_shards_down", "", Gauge, "Shards whose last dial to the core failed (0 = link healthy everywhere it was tried)."),
 }
 
 /// Number of series.
@@ -98,6 +105,11 @@ impl ShardMetrics {
     }
 
     /// For gauges only.
+    /// For gauges whose owner knows the level rather than the changes.
+    pub fn set(&self, m: Metric, v: u64) {
+        self.values[m as usize].set(v);
+    }
+
     pub fn dec(&self, m: Metric) {
         let c = &self.values[m as usize];
         c.set(c.get().saturating_sub(1));

@@ -1,27 +1,23 @@
 //! The glommio loop of a tunnel forward: accept on a loopback port, open a
-//! REALITY + VLESS tunnel to the fixed target under today's SNI, splice.
+//! session to the fixed target through the shard's [`CoreLink`], splice.
 //!
-//! Each shard runs its own listener (SO_REUSEPORT) and its own tunnels; the SNI
-//! comes from the shard's copy of the daily pick (a rotation event updates it,
+//! Each shard runs its own listener (SO_REUSEPORT) and its own link; the link
+//! uses the shard's copy of the daily SNI pick (a rotation event updates it,
 //! so new sessions use the new name while open ones finish under the old one).
 
-use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::net::{TcpListener, TcpStream};
 use shards::accept::accept_until_drain;
 use shards::shutdown::{ConnTracker, ShutdownHandle};
 
-use super::client_driver;
-use super::settings::TunnelSettings;
+use super::link::{CoreLink, LinkError};
 use super::splice::{splice_with_idle, SpliceCounters};
 use super::vless::Target;
-use crate::front::driver::within;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
 
-/// How long opening a tunnel (TCP + REALITY + VLESS) may take.
+/// How long opening a session (back-off wait, TCP, REALITY, VLESS) may take.
 const OPEN_DEADLINE: Duration = Duration::from_secs(15);
 /// A forwarded connection with no byte either way for this long is closed.
 const IDLE: Duration = Duration::from_secs(600);
@@ -29,9 +25,8 @@ const IDLE: Duration = Duration::from_secs(600);
 /// One shard's view of a forward.
 pub struct Forward {
     pub target: Target,
-    pub settings: Arc<TunnelSettings>,
-    /// The shard's current SNI pick; `None` until the first rotation event.
-    pub sni: Rc<RefCell<Option<Arc<str>>>>,
+    /// The shard's link to the core, shared by all its forwards.
+    pub link: Rc<CoreLink>,
     pub metrics: Rc<ShardMetrics>,
     pub conns: ConnTracker,
 }
@@ -49,33 +44,21 @@ pub async fn serve(forward: Rc<Forward>, listener: TcpListener, shutdown: Shutdo
 async fn carry(forward: Rc<Forward>, mut local: TcpStream) {
     let _guard = forward.conns.enter();
     let _ = local.set_nodelay(true);
-    let Some(sni) = forward.sni.borrow().clone() else {
-        // No pick yet (empty pool is refused by config, so this is the first
-        // instants after start): refuse rather than guess a name.
-        forward.metrics.inc(Metric::TunnelFailed);
-        return;
-    };
-    let reality = forward.settings.reality(&sni);
-    let opened = within(
-        OPEN_DEADLINE,
-        client_driver::connect(
-            forward.settings.server,
-            &reality,
-            forward.settings.uuid,
-            forward.target.clone(),
-        ),
-    )
-    .await;
-    let mut remote = match opened {
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
+    let deadline = Instant::now() + OPEN_DEADLINE;
+    let mut remote = match forward.link.open(forward.target.clone(), deadline).await {
+        Ok(session) => session,
+        Err(e) => {
             forward.metrics.inc(Metric::TunnelFailed);
-            tracing::warn!(error = %e, "tunnel to the core failed");
-            return;
-        }
-        None => {
-            forward.metrics.inc(Metric::TunnelFailed);
-            tracing::warn!("tunnel to the core timed out");
+            match e {
+                // The link logs its own health changes; a refusal while it is
+                // down is routine.
+                LinkError::Backoff(_) | LinkError::Full | LinkError::NoSni => {
+                    tracing::debug!(error = %e, "tunnel session refused")
+                }
+                LinkError::Dial(_) | LinkError::Timeout => {
+                    tracing::warn!(error = %e, "tunnel to the core failed")
+                }
+            }
             return;
         }
     };

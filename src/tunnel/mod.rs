@@ -5,6 +5,7 @@
 
 pub mod client_driver;
 pub mod forward_driver;
+pub mod link;
 pub mod pool;
 pub mod pq;
 pub mod reality;

@@ -2,9 +2,11 @@
 //! start, shared read-only by every shard (sans-IO).
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::pool::Backoff;
 use super::reality::auth::{parse_short_id, ShortId};
 use super::reality::client::RealityClientConfig;
 use super::vless::{Address, Target};
@@ -20,6 +22,8 @@ pub struct TunnelSettings {
     pub offer_pq: bool,
     /// The VLESS user id: a credential, never logged.
     pub uuid: Uuid,
+    /// Waits between failed dials.
+    pub backoff: Backoff,
 }
 
 impl std::fmt::Debug for TunnelSettings {
@@ -51,6 +55,10 @@ impl TunnelSettings {
                 .ok_or_else(|| bad("client_version", "is not x.y.z"))?,
             offer_pq: c.pq,
             uuid: load_uuid_file(&c.uuid_file, "tunnel.client.uuid_file")?,
+            backoff: Backoff {
+                base: Duration::from_millis(c.retry_min_ms),
+                max: Duration::from_secs(c.retry_max_secs),
+            },
         })
     }
 

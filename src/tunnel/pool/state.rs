@@ -121,6 +121,12 @@ impl<C> Pool<C> {
                 return Checkout::Backoff(at);
             }
         }
+        // While the link is down one dial at a time probes it; the others
+        // look again a little later instead of all dialing at once when the
+        // back-off ends.
+        if matches!(self.health, Health::Down { .. }) && self.dialing > 0 {
+            return Checkout::Backoff(now + self.backoff.base);
+        }
         let taking = self.entries.iter().filter(|e| !e.draining).count();
         if taking + self.dialing >= self.limits.max_connections {
             return Checkout::Full;
@@ -163,6 +169,12 @@ impl<C> Pool<C> {
             failures: self.failures,
         };
         (wait, went_down.then_some(Transition::WentDown))
+    }
+
+    /// A dial from [`Checkout::Connect`] was not attempted after all (for a
+    /// reason that says nothing about the core).
+    pub fn dial_abandoned(&mut self) {
+        self.dialing = self.dialing.saturating_sub(1);
     }
 
     /// A tunnel on `id` ended. Returns the connection when that was the last
@@ -306,6 +318,11 @@ mod tests {
         assert_eq!((wait, tr), (Duration::from_secs(2), None));
         let t2 = t1 + wait;
         assert_eq!(p.checkout(t2), Checkout::Connect);
+        // One probe at a time while down.
+        assert_eq!(
+            p.checkout(t2),
+            Checkout::Backoff(t2 + Duration::from_secs(1))
+        );
         let (_, tr) = p.connected("a", t2);
         assert_eq!(tr, Some(Transition::CameBack));
         assert_eq!(p.health(), Health::Up);
