@@ -118,7 +118,7 @@ async fn handle(
 fn session_of(cfg: &RealityServerConfig, sid: &str) -> Result<Rc<Session>, Response<PipeBody>> {
     let server = xhttp(cfg);
     server
-        .sessions
+        .table()
         .upsert(sid, server.options.join_timeout)
         .ok_or_else(|| refuse(cfg, StatusCode::SERVICE_UNAVAILABLE, "too many sessions"))
 }
@@ -131,7 +131,7 @@ fn download(cfg: Rc<RealityServerConfig>, peer: Option<SocketAddr>, sid: &str) -
     let Some(body) = session.take_download() else {
         return refuse(&cfg, StatusCode::CONFLICT, "second GET for a session");
     };
-    let table = Rc::clone(&xhttp(&cfg).sessions);
+    let table = xhttp(&cfg).table();
     let stream = SessionStream::new(session, Some((table, sid.to_owned())));
     start_tunnel(cfg, peer, stream);
     downlink_response(body)

@@ -19,6 +19,7 @@ pub mod session;
 
 use std::ops::RangeInclusive;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use driver::serve_xhttp;
@@ -74,13 +75,20 @@ impl Default for XhttpServerOptions {
     }
 }
 
-/// One shard's XHTTP server: its options and its live sessions.
+/// An XHTTP server: its options, and (per shard) its live sessions.
+///
+/// `Send`, so a config can be built on one thread and moved to its shard:
+/// the session table is not stored here but in a thread-local registry
+/// under this server's id, created on first use by the shard that serves.
 #[derive(Debug)]
 pub struct XhttpServer {
     options: XhttpServerOptions,
     rules: RouteRules,
-    sessions: Rc<SessionTable>,
+    id: u64,
 }
+
+/// Tells servers' session tables apart in the per-thread registry.
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
 impl XhttpServer {
     pub fn new(options: XhttpServerOptions) -> Self {
@@ -90,16 +98,21 @@ impl XhttpServer {
             x_padding: options.x_padding.clone(),
             mode: options.mode,
         };
-        let sessions = SessionTable::new(
-            options.max_sessions,
-            options.max_buffered_posts,
-            options.max_each_post_bytes,
-        );
         XhttpServer {
             options,
             rules,
-            sessions,
+            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// This shard's sessions of this server.
+    fn table(&self) -> Rc<SessionTable> {
+        SessionTable::of_server(
+            self.id,
+            self.options.max_sessions,
+            self.options.max_buffered_posts,
+            self.options.max_each_post_bytes,
+        )
     }
 
     pub fn options(&self) -> &XhttpServerOptions {
@@ -108,6 +121,14 @@ impl XhttpServer {
 
     /// Sessions this shard knows now (waiting for a GET, or running).
     pub fn sessions(&self) -> usize {
-        self.sessions.len()
+        self.table().len()
+    }
+}
+
+impl Drop for XhttpServer {
+    fn drop(&mut self) {
+        // Only reaches this thread's table; a table on another shard stays
+        // (empty once its sessions end) until that thread exits.
+        SessionTable::forget_server(self.id);
     }
 }

@@ -217,7 +217,29 @@ pub struct SessionTable {
     max_post_bytes: usize,
 }
 
+thread_local! {
+    /// Each shard's session tables, by server id (see `XhttpServer`).
+    static TABLES: RefCell<HashMap<u64, Rc<SessionTable>>> = RefCell::new(HashMap::new());
+}
+
 impl SessionTable {
+    /// This thread's table for server `id`, created on first use.
+    pub fn of_server(id: u64, max_sessions: usize, max_posts: usize, max_post_bytes: usize) -> Rc<SessionTable> {
+        TABLES.with(|t| {
+            Rc::clone(
+                t.borrow_mut()
+                    .entry(id)
+                    .or_insert_with(|| SessionTable::new(max_sessions, max_posts, max_post_bytes)),
+            )
+        })
+    }
+
+    /// Drops this thread's table for server `id`, if any.
+    pub fn forget_server(id: u64) {
+        // `try_with`: a server may be dropped while thread-locals are torn down.
+        let _ = TABLES.try_with(|t| t.borrow_mut().remove(&id));
+    }
+
     pub fn new(max_sessions: usize, max_posts: usize, max_post_bytes: usize) -> Rc<SessionTable> {
         Rc::new(SessionTable {
             map: RefCell::new(HashMap::new()),
