@@ -150,8 +150,10 @@ fn xray_tunnels_in(mode: &str) {
     assert_eq!(stats.tunnels, 1, "{stats:?}");
     assert!(stats.accepted >= 1 && stats.xhttp_sessions >= 1, "{stats:?}");
     assert_eq!(stats.fallbacks_total(), 0, "{stats:?}");
+    assert_eq!((stats.tls_failed, stats.xhttp_rejected), (0, 0), "{stats:?}");
     assert_eq!(stats.bytes_up, UPLOAD_LEN as u64, "{stats:?}");
     assert_eq!(stats.bytes_down, (32 + DOWNLOAD_LEN) as u64, "{stats:?}");
+    eprintln!("edge stats after {mode}: {stats:?}");
     let log = xray.proc.log_text();
     assert!(
         log.contains(&format!("XHTTP is using mode: {mode}")),
