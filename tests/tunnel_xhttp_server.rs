@@ -128,7 +128,11 @@ fn assert_tunnel_answer(got: &[u8]) {
         32 + DOWNLOAD_LEN,
         "upload hash + download expected through the tunnel"
     );
-    assert_eq!(got[..32], sha256(&upload()), "the target saw other upload bytes");
+    assert_eq!(
+        got[..32],
+        sha256(&upload()),
+        "the target saw other upload bytes"
+    );
     assert_eq!(
         sha256(&got[32..]),
         sha256(&download()),
@@ -148,9 +152,16 @@ fn xray_tunnels_in(mode: &str) {
 
     let stats = world.stats_once("the finished tunnel", |s| s.bytes_down > 0);
     assert_eq!(stats.tunnels, 1, "{stats:?}");
-    assert!(stats.accepted >= 1 && stats.xhttp_sessions >= 1, "{stats:?}");
+    assert!(
+        stats.accepted >= 1 && stats.xhttp_sessions >= 1,
+        "{stats:?}"
+    );
     assert_eq!(stats.fallbacks_total(), 0, "{stats:?}");
-    assert_eq!((stats.tls_failed, stats.xhttp_rejected), (0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.tls_failed, stats.xhttp_rejected),
+        (0, 0),
+        "{stats:?}"
+    );
     assert_eq!(stats.bytes_up, UPLOAD_LEN as u64, "{stats:?}");
     assert_eq!(stats.bytes_down, (32 + DOWNLOAD_LEN) as u64, "{stats:?}");
     eprintln!("edge stats after {mode}: {stats:?}");
@@ -196,7 +207,9 @@ fn an_unknown_user_is_refused_and_a_known_one_still_served() {
     let intruder = world.xray(Some(&other), "stream-up");
     let got = tunnel_exchange(intruder.socks, target.addr);
     assert!(got.is_empty(), "no target bytes for an unknown VLESS user");
-    world.stats_once("an unknown-user refusal", |s| s.refused("unknown_user") >= 1);
+    world.stats_once("an unknown-user refusal", |s| {
+        s.refused("unknown_user") >= 1
+    });
     assert_eq!(
         target.connections.load(Ordering::SeqCst),
         0,
@@ -216,7 +229,11 @@ fn an_unknown_user_is_refused_and_a_known_one_still_served() {
 /// executor. `body` gets the client's request sender and the target.
 fn in_process<F, Fut>(body: F)
 where
-    F: FnOnce(hyper::client::conn::http2::SendRequest<Full<Bytes>>, Rc<RealityServerConfig>, Uuid) -> Fut
+    F: FnOnce(
+            hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+            Rc<RealityServerConfig>,
+            Uuid,
+        ) -> Fut
         + Send
         + 'static,
     Fut: std::future::Future<Output = ()>,
@@ -282,7 +299,12 @@ fn request(method: &str, path_and_query: &str, body: Vec<u8>) -> http::Request<F
 }
 
 async fn collect(resp: http::Response<hyper::body::Incoming>) -> Vec<u8> {
-    resp.into_body().collect().await.expect("whole body").to_bytes().to_vec()
+    resp.into_body()
+        .collect()
+        .await
+        .expect("whole body")
+        .to_bytes()
+        .to_vec()
 }
 
 /// The download of a tunnel to [`TcpTarget`]: VLESS `00 00`, then the hash
@@ -302,7 +324,10 @@ async fn finished(cfg: &RealityServerConfig) -> StatsSnapshot {
         if stats.bytes_down > 0 {
             return stats;
         }
-        assert!(start.elapsed() < PATIENCE, "the tunnel never ended: {stats:?}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the tunnel never ended: {stats:?}"
+        );
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -357,7 +382,11 @@ fn packet_up_posts_out_of_order_are_put_back_in_order() {
         // The GET comes last; the session waited for it.
         let mut get = h2.clone();
         let resp = get
-            .send_request(request("GET", &format!("{PATH}/{sid}?{}", padding()), vec![]))
+            .send_request(request(
+                "GET",
+                &format!("{PATH}/{sid}?{}", padding()),
+                vec![],
+            ))
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
@@ -381,24 +410,41 @@ fn bad_requests_get_plain_http_errors() {
             ("PUT", format!("{PATH}/{sid}?{}", padding()), 405),
         ];
         for (method, path, status) in &cases {
-            let resp = h2.send_request(request(method, path, vec![])).await.unwrap();
+            let resp = h2
+                .send_request(request(method, path, vec![]))
+                .await
+                .unwrap();
             assert_eq!(resp.status(), *status, "{method} {path}");
             assert!(collect(resp).await.is_empty());
         }
         // One post accepted, the same seq again is refused.
-        let post = |seq: u64| request("POST", &format!("{PATH}/{sid}/{seq}?{}", padding()), b"abc".to_vec());
+        let post = |seq: u64| {
+            request(
+                "POST",
+                &format!("{PATH}/{sid}/{seq}?{}", padding()),
+                b"abc".to_vec(),
+            )
+        };
         assert_eq!(h2.send_request(post(0)).await.unwrap().status(), 200);
         assert_eq!(h2.send_request(post(0)).await.unwrap().status(), 400);
         // A post larger than the limit: 413, as Xray answers.
         let big = vec![0u8; 1_000_001];
         let resp = h2
-            .send_request(request("POST", &format!("{PATH}/{sid}/1?{}", padding()), big))
+            .send_request(request(
+                "POST",
+                &format!("{PATH}/{sid}/1?{}", padding()),
+                big,
+            ))
             .await
             .unwrap();
         assert_eq!(resp.status(), 413);
         // A stream-up body for a packet-up session: conflict.
         let resp = h2
-            .send_request(request("POST", &format!("{PATH}/{sid}?{}", padding()), vec![]))
+            .send_request(request(
+                "POST",
+                &format!("{PATH}/{sid}?{}", padding()),
+                vec![],
+            ))
             .await
             .unwrap();
         assert_eq!(resp.status(), 409);

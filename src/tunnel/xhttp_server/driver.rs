@@ -87,7 +87,11 @@ async fn handle(
 ) -> Response<PipeBody> {
     let server = xhttp(&cfg);
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let host = req.uri().authority().map(|a| a.as_str()).or(header(header::HOST));
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or(header(header::HOST));
     let routed = parse_request(
         &server.rules,
         req.method().as_str(),
@@ -123,7 +127,11 @@ fn session_of(cfg: &RealityServerConfig, sid: &str) -> Result<Rc<Session>, Respo
         .ok_or_else(|| refuse(cfg, StatusCode::SERVICE_UNAVAILABLE, "too many sessions"))
 }
 
-fn download(cfg: Rc<RealityServerConfig>, peer: Option<SocketAddr>, sid: &str) -> Response<PipeBody> {
+fn download(
+    cfg: Rc<RealityServerConfig>,
+    peer: Option<SocketAddr>,
+    sid: &str,
+) -> Response<PipeBody> {
     let session = match session_of(&cfg, sid) {
         Ok(s) => s,
         Err(resp) => return resp,
@@ -188,12 +196,18 @@ async fn packet_upload(
     };
     match session.push_packet(seq, data).await {
         Ok(()) => padded(Response::new(PipeBody::empty())),
-        Err(PushError::Closed) => {
-            refuse(cfg, StatusCode::INTERNAL_SERVER_ERROR, "post for a finished session")
-        }
+        Err(PushError::Closed) => refuse(
+            cfg,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "post for a finished session",
+        ),
         Err(PushError::Refused(e)) => {
             tracing::debug!(error = %e, "XHTTP post refused");
-            refuse(cfg, StatusCode::BAD_REQUEST, "post refused by the reorder buffer")
+            refuse(
+                cfg,
+                StatusCode::BAD_REQUEST,
+                "post refused by the reorder buffer",
+            )
         }
     }
 }

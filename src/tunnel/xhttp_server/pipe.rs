@@ -166,17 +166,23 @@ mod tests {
     }
 
     fn read(body: &mut PipeBody) -> Poll<Option<Vec<u8>>> {
-        Pin::new(body).poll_frame(&mut cx()).map(|f| {
-            f.map(|f| f.unwrap().into_data().unwrap().to_vec())
-        })
+        Pin::new(body)
+            .poll_frame(&mut cx())
+            .map(|f| f.map(|f| f.unwrap().into_data().unwrap().to_vec()))
     }
 
     #[test]
     fn bytes_flow_in_order_and_the_close_ends_the_body() {
         let (w, mut body) = pipe(8);
         assert!(read(&mut body).is_pending());
-        assert!(matches!(w.poll_write(&mut cx(), b"hello"), Poll::Ready(Ok(5))));
-        assert!(matches!(w.poll_write(&mut cx(), b"world!"), Poll::Ready(Ok(3))));
+        assert!(matches!(
+            w.poll_write(&mut cx(), b"hello"),
+            Poll::Ready(Ok(5))
+        ));
+        assert!(matches!(
+            w.poll_write(&mut cx(), b"world!"),
+            Poll::Ready(Ok(3))
+        ));
         // Full: the writer waits.
         assert!(w.poll_write(&mut cx(), b"x").is_pending());
         assert_eq!(read(&mut body), Poll::Ready(Some(b"hello".to_vec())));

@@ -33,7 +33,11 @@ pub enum ReorderError {
     #[error("post {seq} was already received")]
     Duplicate { seq: u64 },
     #[error("post {seq} is too far ahead: post {missing} is still missing and at most {window} may be held")]
-    TooFarAhead { seq: u64, missing: u64, window: usize },
+    TooFarAhead {
+        seq: u64,
+        missing: u64,
+        window: usize,
+    },
     #[error("post {seq} must wait: {held} posts are held, the reader has not taken them yet")]
     Full { seq: u64, held: usize },
 }
@@ -193,15 +197,9 @@ mod tests {
         let mut buf = ReorderBuffer::new(4, 100);
         buf.push(0, b("a")).unwrap();
         buf.push(2, b("c")).unwrap();
-        assert_eq!(
-            buf.push(2, b("C")),
-            Err(ReorderError::Duplicate { seq: 2 })
-        );
+        assert_eq!(buf.push(2, b("C")), Err(ReorderError::Duplicate { seq: 2 }));
         buf.pop();
-        assert_eq!(
-            buf.push(0, b("A")),
-            Err(ReorderError::Duplicate { seq: 0 })
-        );
+        assert_eq!(buf.push(0, b("A")), Err(ReorderError::Duplicate { seq: 0 }));
         buf.push(1, b("b")).unwrap();
         assert_eq!(drain(&mut buf), "bc");
     }

@@ -179,7 +179,9 @@ pub fn parse_request(
             return Err(Reject::NotOurs);
         }
     }
-    let rest = path.strip_prefix(rules.path.as_str()).ok_or(Reject::NotOurs)?;
+    let rest = path
+        .strip_prefix(rules.path.as_str())
+        .ok_or(Reject::NotOurs)?;
     if let Some(range) = &rules.x_padding {
         let len = padding_len(query, referer).unwrap_or(0);
         if !range.contains(&len) {
@@ -368,10 +370,7 @@ mod tests {
         assert_eq!(route("GET", "/", &q), Err(Reject::NotOurs));
         assert_eq!(route("GET", "/index.html", &q), Err(Reject::NotOurs));
         assert_eq!(route("GET", "/xhx/abc", &q), Err(Reject::NotOurs));
-        assert_eq!(
-            route("PUT", &format!("/xh/{SID}"), &q),
-            Err(Reject::Method)
-        );
+        assert_eq!(route("PUT", &format!("/xh/{SID}"), &q), Err(Reject::Method));
         assert_eq!(Reject::NotOurs.status(), 404);
         assert_eq!(Reject::Method.status(), 405);
     }
@@ -379,7 +378,13 @@ mod tests {
     #[test]
     fn padding_is_required_in_range() {
         let path = format!("/xh/{SID}");
-        for (n, ok) in [(0, false), (99, false), (100, true), (1000, true), (1001, false)] {
+        for (n, ok) in [
+            (0, false),
+            (99, false),
+            (100, true),
+            (1000, true),
+            (1001, false),
+        ] {
             assert_eq!(route("GET", &path, &pad(n)).is_ok(), ok, "{n} bytes");
         }
         assert_eq!(route("GET", &path, ""), Err(Reject::Padding));
@@ -492,7 +497,22 @@ mod tests {
     fn arbitrary_input_never_panics() {
         // A cheap stand-in for the fuzz target: every short string over a
         // nasty alphabet in every position.
-        let alphabet = ["", "/", "xh", "%", "%3", "?", "&", "=", "x_padding", "0", "[", "]", ":", "é"];
+        let alphabet = [
+            "",
+            "/",
+            "xh",
+            "%",
+            "%3",
+            "?",
+            "&",
+            "=",
+            "x_padding",
+            "0",
+            "[",
+            "]",
+            ":",
+            "é",
+        ];
         let r = rules();
         for a in alphabet {
             for b in alphabet {

@@ -136,7 +136,12 @@ impl Session {
         Ok(())
     }
 
-    fn poll_push(&self, cx: &mut Context<'_>, seq: u64, data: &Bytes) -> Poll<Result<(), PushError>> {
+    fn poll_push(
+        &self,
+        cx: &mut Context<'_>,
+        seq: u64,
+        data: &Bytes,
+    ) -> Poll<Result<(), PushError>> {
         if self.closed.get() {
             return Poll::Ready(Err(PushError::Closed));
         }
@@ -224,7 +229,12 @@ thread_local! {
 
 impl SessionTable {
     /// This thread's table for server `id`, created on first use.
-    pub fn of_server(id: u64, max_sessions: usize, max_posts: usize, max_post_bytes: usize) -> Rc<SessionTable> {
+    pub fn of_server(
+        id: u64,
+        max_sessions: usize,
+        max_posts: usize,
+        max_post_bytes: usize,
+    ) -> Rc<SessionTable> {
         TABLES.with(|t| {
             Rc::clone(
                 t.borrow_mut()
@@ -347,7 +357,11 @@ impl AsyncRead for SessionStream {
 }
 
 impl AsyncWrite for SessionStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.session.down.poll_write(cx, buf)
     }
 
@@ -388,8 +402,12 @@ mod tests {
         assert!(s.claim_uplink(UpShape::Packets));
         assert!(!s.claim_uplink(UpShape::Stream));
         block_on(async {
-            s.push_packet(1, Bytes::from_static(b"world")).await.unwrap();
-            s.push_packet(0, Bytes::from_static(b"hello ")).await.unwrap();
+            s.push_packet(1, Bytes::from_static(b"world"))
+                .await
+                .unwrap();
+            s.push_packet(0, Bytes::from_static(b"hello "))
+                .await
+                .unwrap();
             assert_eq!(
                 s.push_packet(0, Bytes::from_static(b"x")).await,
                 Err(PushError::Refused(ReorderError::Duplicate { seq: 0 }))
@@ -409,7 +427,9 @@ mod tests {
         assert!(s.claim_uplink(UpShape::Stream));
         assert!(!s.claim_uplink(UpShape::Stream), "one stream per session");
         block_on(async {
-            s.push_stream_chunk(Bytes::from_static(b"abcdefg")).await.unwrap();
+            s.push_stream_chunk(Bytes::from_static(b"abcdefg"))
+                .await
+                .unwrap();
             s.end_uplink();
             let mut stream = SessionStream::new(Rc::clone(&s), None);
             let mut got = Vec::new();
@@ -430,7 +450,9 @@ mod tests {
             stream.close().await.unwrap();
             let frame = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
             assert_eq!(&frame.unwrap().unwrap().into_data().unwrap()[..], b"down");
-            assert!(poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await.is_none());
+            assert!(poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
+                .await
+                .is_none());
         });
         // Closed sessions take no more uploads.
         assert_eq!(
