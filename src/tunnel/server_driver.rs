@@ -110,13 +110,14 @@ pub enum ServerTransport {
     /// VLESS right inside TLS (`raw`, formerly `tcp`).
     #[default]
     Raw,
-    /// VLESS over XHTTP over HTTP/2 (`xhttp`); holds this shard's sessions.
-    Xhttp(XhttpServer),
+    /// VLESS over XHTTP over HTTP/2 (`xhttp`). Boxed: it is much larger
+    /// than `Raw`.
+    Xhttp(Box<XhttpServer>),
 }
 
 impl ServerTransport {
     pub fn xhttp(options: XhttpServerOptions) -> Self {
-        ServerTransport::Xhttp(XhttpServer::new(options))
+        ServerTransport::Xhttp(Box::new(XhttpServer::new(options)))
     }
 }
 

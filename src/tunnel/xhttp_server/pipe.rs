@@ -75,7 +75,8 @@ impl PipeWriter {
             return Poll::Pending;
         }
         let room = p.cap.saturating_sub(p.len).max(1);
-        let n = buf.len().min(room).min(MAX_CHUNK).max(1);
+        // `buf` and `room` are both at least 1.
+        let n = buf.len().min(room).min(MAX_CHUNK);
         p.chunks.push_back(Bytes::copy_from_slice(&buf[..n]));
         p.len += n;
         if let Some(w) = p.reader.take() {
