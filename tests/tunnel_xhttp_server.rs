@@ -238,13 +238,30 @@ where
         + 'static,
     Fut: std::future::Future<Output = ()>,
 {
+    in_process_with(XhttpServerOptions::new(PATH), body)
+}
+
+/// [`in_process`] with other server options.
+fn in_process_with<F, Fut>(options: XhttpServerOptions, body: F)
+where
+    F: FnOnce(
+            hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+            Rc<RealityServerConfig>,
+            Uuid,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let uuid = Uuid::from_bytes(random_bytes::<16>());
     glommio::LocalExecutorBuilder::default()
         .name("xhttp-in-process")
         .spawn(move || async move {
             let secret = x25519_dalek::StaticSecret::from(random_bytes::<32>());
             // dest is never used: nothing here goes through REALITY.
-            let cfg = Rc::new(config("127.0.0.1:9".parse().unwrap(), secret, uuid));
+            let mut cfg = config("127.0.0.1:9".parse().unwrap(), secret, uuid);
+            cfg.transport = ServerTransport::xhttp(options);
+            let cfg = Rc::new(cfg);
             let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let served = Rc::clone(&cfg);
@@ -315,13 +332,31 @@ fn assert_vless_answer(got: &[u8]) {
     assert_tunnel_answer(&got[2..]);
 }
 
+/// Sessions the XHTTP server of `cfg` holds on this shard.
+fn sessions(cfg: &RealityServerConfig) -> usize {
+    match &cfg.transport {
+        ServerTransport::Xhttp(server) => server.sessions(),
+        ServerTransport::Raw => panic!("not an XHTTP config"),
+    }
+}
+
+/// Waits (bounded by PATIENCE) until the server holds no session.
+async fn no_sessions_left(cfg: &RealityServerConfig) {
+    let start = Instant::now();
+    while sessions(cfg) > 0 {
+        assert!(start.elapsed() < PATIENCE, "sessions never forgotten");
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The counters once the tunnel's splice has ended and counted its bytes
-/// (the body may end a moment before).
+/// (the body may end a moment before), and its session is forgotten.
 async fn finished(cfg: &RealityServerConfig) -> StatsSnapshot {
     let start = Instant::now();
     loop {
         let stats = cfg.stats.snapshot();
         if stats.bytes_down > 0 {
+            no_sessions_left(cfg).await;
             return stats;
         }
         assert!(
@@ -418,7 +453,7 @@ fn bad_requests_get_plain_http_errors() {
             assert!(collect(resp).await.is_empty());
         }
         // One post accepted, the same seq again is refused.
-        let post = |seq: u64| {
+        let post = move |seq: u64| {
             request(
                 "POST",
                 &format!("{PATH}/{sid}/{seq}?{}", padding()),
@@ -451,5 +486,39 @@ fn bad_requests_get_plain_http_errors() {
         let stats = cfg.stats.snapshot();
         assert_eq!(stats.xhttp_rejected, cases.len() as u64 + 3, "{stats:?}");
         assert_eq!(stats.xhttp_sessions, 0, "{stats:?}");
+    });
+}
+
+#[test]
+fn a_session_without_its_get_is_reaped() {
+    let options = XhttpServerOptions {
+        join_timeout: Duration::from_millis(100),
+        max_buffered_posts: 2,
+        ..XhttpServerOptions::new(PATH)
+    };
+    in_process_with(options, |mut h2, cfg, _| async move {
+        let sid = "5b8e2c1a-0000-4000-8000-00000000000a";
+        let post = move |seq: u64| {
+            request(
+                "POST",
+                &format!("{PATH}/{sid}/{seq}?{}", padding()),
+                b"abc".to_vec(),
+            )
+        };
+        assert_eq!(h2.send_request(post(0)).await.unwrap().status(), 200);
+        // Post 3 lies past the window (post 1 is missing, two may be held):
+        // it waits, and the reaper ends both the session and the wait.
+        let mut waiting = h2.clone();
+        let stuck =
+            glommio::spawn_local(
+                async move { waiting.send_request(post(3)).await.unwrap().status() },
+            );
+        assert_eq!(sessions(&cfg), 1);
+        no_sessions_left(&cfg).await;
+        assert_eq!(stuck.await, 500, "a post for a reaped session");
+        // A post for the forgotten id starts afresh (and is reaped in turn).
+        assert_eq!(h2.send_request(post(0)).await.unwrap().status(), 200);
+        no_sessions_left(&cfg).await;
+        assert_eq!(cfg.stats.snapshot().xhttp_sessions, 0);
     });
 }
