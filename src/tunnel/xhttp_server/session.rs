@@ -9,8 +9,9 @@
 //! Sessions live in a per-shard [`SessionTable`] under their id. A GET and
 //! a POST of one session that land on different shards (different TCP
 //! connections accepted by different shards) are not joined: each shard
-//! sees half a session and reaps it. Xray 24.11.21 sends both over one
-//! HTTP/2 connection, so this is acceptable for now.
+//! sees half a session and reaps it. Xray 24.11.21 normally sends both
+//! over one HTTP/2 connection (its Go h2 transport reuses the connection
+//! while it has stream capacity), so this is acceptable for now.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
