@@ -65,6 +65,7 @@ impl World {
             users: vec![uuid],
             deadlines: Deadlines::default(),
             stats: ServerStats::default(),
+            transport: Default::default(),
         };
         let edge = EdgeServer::start(cfg);
         World {

@@ -12,7 +12,7 @@ mod xray_server;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oxpulse_edge::tunnel::reality::server::RealityServerKeys;
@@ -20,9 +20,8 @@ use oxpulse_edge::tunnel::reality::{parse_short_id, Ed25519SigningKey, ServerPol
 use oxpulse_edge::tunnel::server_driver::{
     Deadlines, RealityServerConfig, ServerStats, StatsSnapshot,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
 use uuid::Uuid;
 use xray_server::*;
 
@@ -60,6 +59,7 @@ impl World {
             users: vec![uuid],
             deadlines,
             stats: ServerStats::default(),
+            transport: Default::default(),
         };
         let edge = EdgeServer::start(cfg);
         World {
@@ -154,94 +154,6 @@ fn xray_client_tunnels_tcp_through_the_edge() {
     assert_eq!(stats.tls_failed, 0, "{stats:?}");
     assert_eq!(stats.bytes_up, UPLOAD_LEN as u64);
     assert_eq!(stats.bytes_down, (32 + DOWNLOAD_LEN) as u64);
-}
-
-/// Accepts any certificate and keeps the leaf: a prober's view.
-#[derive(Debug, Default)]
-struct RecordCert(Mutex<Option<Vec<u8>>>);
-
-impl ServerCertVerifier for RecordCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.0.lock().unwrap() = Some(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-fn prober_config(verifier: Arc<RecordCert>) -> Arc<ClientConfig> {
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// A TLS 1.3 client: handshake with `sni`, `GET /`, read to the end.
-/// Returns the leaf certificate and the plaintext answer.
-fn tls_probe(addr: SocketAddr, sni: &str) -> (Vec<u8>, Vec<u8>) {
-    let verifier = Arc::new(RecordCert::default());
-    let name = ServerName::try_from(sni.to_owned()).unwrap();
-    let conn = ClientConnection::new(prober_config(Arc::clone(&verifier)), name).unwrap();
-    let sock = TcpStream::connect(addr).expect("connect");
-    sock.set_read_timeout(Some(PATIENCE)).unwrap();
-    finish_probe(conn, sock, &verifier)
-}
-
-/// Runs `conn` over `sock` to the end of a `GET /`.
-fn finish_probe(
-    conn: ClientConnection,
-    sock: TcpStream,
-    verifier: &RecordCert,
-) -> (Vec<u8>, Vec<u8>) {
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    tls.write_all(b"GET / HTTP/1.0\r\n\r\n")
-        .expect("TLS handshake and request");
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tls.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            // openssl may close without close_notify; the answer is complete.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => panic!("TLS read failed: {e}"),
-        }
-    }
-    let cert = verifier.0.lock().unwrap().take().expect("a certificate");
-    (cert, answer)
 }
 
 #[test]

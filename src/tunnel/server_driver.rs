@@ -15,6 +15,11 @@
 //!    on the first downlink bytes, as Xray sends it). UDP: a connected UDP
 //!    socket to the one target, frames `len | payload` both ways.
 //!
+//! With [`ServerTransport::Xhttp`], step 3 stops after the TLS handshake:
+//! the connection carries HTTP/2 ([`crate::tunnel::xhttp_server`]), and
+//! every XHTTP session on it goes through steps 3 (the VLESS part) and 4
+//! via [`serve_vless`], the same code the raw transport runs.
+//!
 //! Domain targets are resolved with the system resolver on glommio's
 //! blocking thread pool (`spawn_blocking`): glommio has no asynchronous
 //! DNS, and `getaddrinfo` on the shard thread would stall every connection
@@ -46,6 +51,7 @@ use crate::tunnel::splice::{
     splice_with_idle, splice_with_limits, IdleLimits, SpliceCounters, SpliceEnd,
 };
 use crate::tunnel::vless::{authorize, Address, Command, Decoded, Request, Target};
+use crate::tunnel::xhttp_server::{serve_xhttp, XhttpServer, XhttpServerOptions};
 
 pub use response_header::WithResponseHeader;
 pub use stats::{FallbackCause, ServerStats, StatsSnapshot, VlessRefusal};
@@ -94,6 +100,25 @@ pub struct RealityServerConfig {
     pub users: Vec<Uuid>,
     pub deadlines: Deadlines,
     pub stats: ServerStats,
+    /// What runs inside TLS: VLESS directly, or VLESS over XHTTP.
+    pub transport: ServerTransport,
+}
+
+/// The inbound's transport (Xray's `streamSettings.network`).
+#[derive(Debug, Default)]
+pub enum ServerTransport {
+    /// VLESS right inside TLS (`raw`, formerly `tcp`).
+    #[default]
+    Raw,
+    /// VLESS over XHTTP over HTTP/2 (`xhttp`). Boxed: it is much larger
+    /// than `Raw`.
+    Xhttp(Box<XhttpServer>),
+}
+
+impl ServerTransport {
+    pub fn xhttp(options: XhttpServerOptions) -> Self {
+        ServerTransport::Xhttp(Box::new(XhttpServer::new(options)))
+    }
 }
 
 /// Serves one accepted connection to its end. Never panics on peer input;
@@ -111,7 +136,7 @@ pub async fn serve_reality_vless(stream: TcpStream, cfg: Rc<RealityServerConfig>
     match opening {
         Opening::Accept(auth_key) => {
             cfg.stats.accepted();
-            tunnel(stream, seen, &auth_key, &cfg).await;
+            tunnel(stream, seen, &auth_key, cfg).await;
         }
         Opening::Fallback(cause) => {
             cfg.stats.fallback(cause);
@@ -173,8 +198,14 @@ async fn fall_back(client: TcpStream, seen: Vec<u8>, cfg: &RealityServerConfig) 
     log_end("fallback", peer, &end);
 }
 
-/// The authenticated path: TLS, the VLESS request, the relay.
-async fn tunnel(client: TcpStream, seen: Vec<u8>, auth_key: &[u8; 32], cfg: &RealityServerConfig) {
+/// The authenticated path: TLS, then the VLESS request and the relay (raw),
+/// or the XHTTP server whose sessions each carry one (xhttp).
+async fn tunnel(
+    client: TcpStream,
+    seen: Vec<u8>,
+    auth_key: &[u8; 32],
+    cfg: Rc<RealityServerConfig>,
+) {
     let peer = client.peer_addr().ok();
     let conn = match server_connection(&cfg.keys.signer, auth_key) {
         Ok(conn) => conn,
@@ -185,25 +216,83 @@ async fn tunnel(client: TcpStream, seen: Vec<u8>, auth_key: &[u8; 32], cfg: &Rea
         }
     };
     let mut tls = TlsConn::from_parts(Prefixed::new(seen, client), conn);
+    if let ServerTransport::Xhttp(_) = cfg.transport {
+        // Flushing drives the handshake to its end (TlsConn's contract).
+        let done = within(cfg.deadlines.handshake, tls.flush()).await;
+        count_handshake(&cfg, &tls);
+        match done {
+            Some(Ok(())) => serve_xhttp(tls, cfg, peer).await,
+            Some(Err(e)) => {
+                cfg.stats.tls_failed();
+                tracing::debug!(error = %e, "REALITY: handshake failed");
+            }
+            None => cfg.stats.tls_failed(),
+        }
+        return;
+    }
     let opened = within(cfg.deadlines.handshake, open_request(&mut tls)).await;
-    // Counted once the handshake is through, whatever the request turns out
-    // to be: how many sessions are post-quantum is a property of TLS.
+    count_handshake(&cfg, &tls);
+    if let Some((request, payload)) = settle(&cfg, opened) {
+        relay(tls, request, payload, &cfg, peer).await;
+    }
+}
+
+/// Counted once the handshake is through, whatever the request turns out
+/// to be: how many sessions are post-quantum is a property of TLS.
+fn count_handshake<S>(cfg: &RealityServerConfig, tls: &TlsConn<S>) {
     if let Some(kx) = KeyExchange::of(tls.get_ref().1) {
         cfg.stats.handshake(kx);
     }
-    let (request, payload) = match opened {
-        Some(Ok(Ok(opened))) => opened,
-        Some(Ok(Err(refusal))) => return refuse(cfg, refusal),
+}
+
+type Opened = Option<io::Result<Result<(Request, Vec<u8>), VlessRefusal>>>;
+
+/// The request out of [`open_request`] under a deadline, or `None` with the
+/// outcome counted.
+fn settle(cfg: &RealityServerConfig, opened: Opened) -> Option<(Request, Vec<u8>)> {
+    match opened {
+        Some(Ok(Ok(opened))) => Some(opened),
+        Some(Ok(Err(refusal))) => {
+            refuse(cfg, refusal);
+            None
+        }
         Some(Err(e)) => {
             cfg.stats.tls_failed();
             tracing::debug!(error = %e, "REALITY: handshake or request read failed");
-            return;
+            None
         }
         None => {
             cfg.stats.tls_failed();
-            return;
+            None
         }
-    };
+    }
+}
+
+/// VLESS on an established byte stream (one XHTTP session, or anything
+/// else that behaves like the inside of TLS): reads the request within
+/// `deadlines.handshake`, authorizes, refuses flows and Mux, resolves,
+/// connects and splices, counting every outcome in `cfg.stats`.
+/// `peer` only feeds (masked) logs.
+pub async fn serve_vless<S>(mut stream: S, cfg: &RealityServerConfig, peer: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let opened = within(cfg.deadlines.handshake, open_request(&mut stream)).await;
+    if let Some((request, payload)) = settle(cfg, opened) {
+        relay(stream, request, payload, cfg, peer).await;
+    }
+}
+
+/// Everything after the request header: the checks, the target, the splice.
+async fn relay<S>(
+    stream: S,
+    request: Request,
+    payload: Vec<u8>,
+    cfg: &RealityServerConfig,
+    peer: Option<SocketAddr>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if authorize(&request, &cfg.users).is_err() {
         return refuse(cfg, VlessRefusal::UnknownUser);
     }
@@ -225,7 +314,7 @@ async fn tunnel(client: TcpStream, seen: Vec<u8>, auth_key: &[u8; 32], cfg: &Rea
     // The first payload (bytes after the header) goes out before anything
     // else read from the client; the response header before anything else
     // written to it.
-    let mut client = Prefixed::new(payload, WithResponseHeader::new(tls));
+    let mut client = Prefixed::new(payload, WithResponseHeader::new(stream));
     let counters = SpliceCounters::default();
     let limits = IdleLimits {
         open: cfg.deadlines.idle,

@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStr
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +23,9 @@ use oxpulse_edge::tunnel::server_driver::{
     serve_reality_vless, RealityServerConfig, StatsSnapshot,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// Upper bound for waits that only end early when something is broken;
@@ -383,6 +386,14 @@ pub struct ClientParams<'a> {
     pub flow: &'a str,
 }
 
+/// What runs inside the client's REALITY: VLESS directly (`raw`), or
+/// VLESS over XHTTP with this path and mode (`stream-up`, `packet-up`).
+#[derive(Clone, Copy, Debug)]
+pub enum ClientTransport<'a> {
+    Raw,
+    Xhttp { path: &'a str, mode: &'a str },
+}
+
 /// Xray 24.11.21 as a client: SOCKS5 in, VLESS (no flow) over REALITY out.
 pub struct XrayClient {
     pub socks: SocketAddr,
@@ -393,9 +404,30 @@ pub struct XrayClient {
 impl XrayClient {
     /// `env`: extra environment (e.g. `XRAY_CONE_DISABLED=true`).
     pub fn start(params: &ClientParams<'_>, env: &[(&str, &str)]) -> XrayClient {
+        XrayClient::start_with(params, ClientTransport::Raw, env)
+    }
+
+    /// As [`XrayClient::start`], over `transport`.
+    pub fn start_with(
+        params: &ClientParams<'_>,
+        transport: ClientTransport<'_>,
+        env: &[(&str, &str)],
+    ) -> XrayClient {
         let bin = xray_bin();
         let dir = tempfile::tempdir().expect("temp dir");
         let socks = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let mut stream_settings = serde_json::json!({
+            "network": "raw", "security": "reality",
+            "realitySettings": {
+                "show": true, "fingerprint": "chrome", "serverName": SERVER_NAME,
+                "publicKey": params.public_key, "shortId": params.short_id,
+                "spiderX": "/"
+            }
+        });
+        if let ClientTransport::Xhttp { path, mode } = transport {
+            stream_settings["network"] = "xhttp".into();
+            stream_settings["xhttpSettings"] = serde_json::json!({"path": path, "mode": mode});
+        }
         let config = serde_json::json!({
             "log": {"loglevel": "debug"},
             "inbounds": [{
@@ -410,14 +442,7 @@ impl XrayClient {
                     "port": params.server.port(),
                     "users": [{"id": params.uuid, "encryption": "none", "flow": params.flow}]
                 }]},
-                "streamSettings": {
-                    "network": "raw", "security": "reality",
-                    "realitySettings": {
-                        "show": true, "fingerprint": "chrome", "serverName": SERVER_NAME,
-                        "publicKey": params.public_key, "shortId": params.short_id,
-                        "spiderX": "/"
-                    }
-                }
+                "streamSettings": stream_settings
             }]
         });
         let path = dir.path().join("client.json");
@@ -513,4 +538,92 @@ pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
             Err(_) => return got,
         }
     }
+}
+
+/// Accepts any certificate and keeps the leaf: a prober's view.
+#[derive(Debug, Default)]
+pub struct RecordCert(pub Mutex<Option<Vec<u8>>>);
+
+impl ServerCertVerifier for RecordCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.0.lock().unwrap() = Some(end_entity.to_vec());
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+pub fn prober_config(verifier: Arc<RecordCert>) -> Arc<ClientConfig> {
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// A TLS 1.3 client: handshake with `sni`, `GET /`, read to the end.
+/// Returns the leaf certificate and the plaintext answer.
+pub fn tls_probe(addr: SocketAddr, sni: &str) -> (Vec<u8>, Vec<u8>) {
+    let verifier = Arc::new(RecordCert::default());
+    let name = ServerName::try_from(sni.to_owned()).unwrap();
+    let conn = ClientConnection::new(prober_config(Arc::clone(&verifier)), name).unwrap();
+    let sock = TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    finish_probe(conn, sock, &verifier)
+}
+
+/// Runs `conn` over `sock` to the end of a `GET /`.
+pub fn finish_probe(
+    conn: ClientConnection,
+    sock: TcpStream,
+    verifier: &RecordCert,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .expect("TLS handshake and request");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            // openssl may close without close_notify; the answer is complete.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("TLS read failed: {e}"),
+        }
+    }
+    let cert = verifier.0.lock().unwrap().take().expect("a certificate");
+    (cert, answer)
 }

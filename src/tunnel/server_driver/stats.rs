@@ -104,6 +104,8 @@ pub struct ServerStats {
     target_unreachable: Cell<u64>,
     bytes_up: Cell<u64>,
     bytes_down: Cell<u64>,
+    xhttp_sessions: Cell<u64>,
+    xhttp_rejected: Cell<u64>,
 }
 
 fn bump(cell: &Cell<u64>, by: u64) {
@@ -124,7 +126,8 @@ impl ServerStats {
         bump(&self.accepted, 1);
     }
 
-    /// An authenticated client whose TLS handshake or request read failed.
+    /// An authenticated client whose TLS handshake or VLESS request read
+    /// failed (for XHTTP: per session, the request read).
     pub fn tls_failed(&self) {
         bump(&self.tls_failed, 1);
     }
@@ -156,6 +159,17 @@ impl ServerStats {
         bump(&self.bytes_down, down);
     }
 
+    /// An XHTTP session was joined (its GET, or a stream-one POST, came)
+    /// and its VLESS request is awaited.
+    pub fn xhttp_session(&self) {
+        bump(&self.xhttp_sessions, 1);
+    }
+
+    /// An HTTP request on an XHTTP connection got an error status.
+    pub fn xhttp_rejected(&self) {
+        bump(&self.xhttp_rejected, 1);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             fallbacks: FallbackCause::all()
@@ -174,6 +188,8 @@ impl ServerStats {
             target_unreachable: self.target_unreachable.get(),
             bytes_up: self.bytes_up.get(),
             bytes_down: self.bytes_down.get(),
+            xhttp_sessions: self.xhttp_sessions.get(),
+            xhttp_rejected: self.xhttp_rejected.get(),
         }
     }
 }
@@ -194,6 +210,11 @@ pub struct StatsSnapshot {
     pub target_unreachable: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// XHTTP sessions joined (each then counts like a raw connection's
+    /// request: a tunnel, a refusal, …).
+    pub xhttp_sessions: u64,
+    /// XHTTP requests answered with an error status.
+    pub xhttp_rejected: u64,
 }
 
 impl StatsSnapshot {
