@@ -82,7 +82,21 @@ const TUNNEL_CLIENT: &[Field] = &[
     f("pq", Kind::Bool),
     f("retry_min_ms", Kind::UInt),
     f("retry_max_secs", Kind::UInt),
+    f("transport", Kind::OneOf(TRANSPORTS)),
+    f("xhttp", Kind::Table(XHTTP_CLIENT)),
 ];
+const TRANSPORTS: &[&str] = &["raw", "xhttp"];
+const XHTTP_CLIENT: &[Field] = &[
+    f("path", Kind::Str),
+    f("mode", Kind::OneOf(XHTTP_MODES)),
+    f("host", Kind::Str),
+    f("max_connections", Kind::UInt),
+    f("max_concurrency", Kind::UInt),
+    f("max_reuse", Kind::UInt),
+    f("max_lifetime_secs", Kind::UInt),
+];
+/// Client modes; Xray's "auto" is left out on purpose: the edge states what it sends.
+pub(super) const XHTTP_MODES: &[&str] = &["stream-up", "packet-up", "stream-one"];
 const FORWARD: &[Field] = &[f("listen", Kind::Addr), f("target", Kind::Str)];
 const TUNNEL: &[Field] = &[
     f("sni_pool", Kind::StrList),

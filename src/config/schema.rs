@@ -265,6 +265,55 @@ pub struct TunnelClientConfig {
     pub retry_min_ms: u64,
     /// The wait between dials never grows past this.
     pub retry_max_secs: u64,
+    /// How VLESS rides on REALITY: straight on the TLS stream, or inside XHTTP (h2).
+    pub transport: TunnelTransport,
+    /// XHTTP settings (used when `transport = "xhttp"`).
+    pub xhttp: XhttpClientConfig,
+}
+
+/// The tunnel's carrier inside REALITY.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelTransport {
+    /// VLESS directly on the REALITY stream (Xray `network: raw`), one TCP connection per session.
+    #[default]
+    Raw,
+    /// VLESS over XHTTP over h2 (Xray `network: xhttp`); sessions share pooled connections.
+    Xhttp,
+}
+
+/// Xray's client `xhttpSettings` plus the pool limits (XMUX).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XhttpClientConfig {
+    /// The core inbound's `path`.
+    pub path: String,
+    /// "stream-up", "packet-up" or "stream-one" (the last needs Xray ≥ 24.11.30 at the core).
+    pub mode: String,
+    /// HTTP Host / :authority; "" = the day's SNI.
+    pub host: String,
+    /// h2 connections per shard that take new sessions.
+    pub max_connections: u64,
+    /// Sessions open at once on one h2 connection.
+    pub max_concurrency: u64,
+    /// Sessions one h2 connection carries over its life.
+    pub max_reuse: u64,
+    /// Age after which an h2 connection takes no new session.
+    pub max_lifetime_secs: u64,
+}
+
+impl Default for XhttpClientConfig {
+    fn default() -> Self {
+        Self {
+            path: "/".to_owned(),
+            mode: "stream-up".to_owned(),
+            host: String::new(),
+            max_connections: 3,
+            max_concurrency: 16,
+            max_reuse: 256,
+            max_lifetime_secs: 1800,
+        }
+    }
 }
 
 impl Default for TunnelClientConfig {
@@ -278,6 +327,8 @@ impl Default for TunnelClientConfig {
             pq: true,
             retry_min_ms: 500,
             retry_max_secs: 60,
+            transport: TunnelTransport::Raw,
+            xhttp: XhttpClientConfig::default(),
         }
     }
 }

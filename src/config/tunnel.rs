@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::Engine as _;
 
 use super::problem::ConfigProblem;
-use super::schema::TunnelConfig;
+use super::schema::{TunnelConfig, XhttpClientConfig};
 use super::secret::{check_secret_file_mode, io_problem};
 
 /// Parses "x.y.z" (each 0..=255), the version bytes of the REALITY auth block.
@@ -49,6 +49,45 @@ fn valid_target(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
         None => false,
+    }
+}
+
+fn xhttp(x: &XhttpClientConfig, out: &mut Vec<ConfigProblem>) {
+    let key = |k: &str| format!("tunnel.client.xhttp.{k}");
+    if !x.path.starts_with('/') || x.path.contains(['?', '#', ' ']) {
+        out.push(ConfigProblem::new(
+            key("path"),
+            format!("`{}` is not a URL path", x.path),
+            "use the core inbound's xhttpSettings.path, e.g. \"/xh\"",
+        ));
+    }
+    if !super::keys::XHTTP_MODES.contains(&x.mode.as_str()) {
+        out.push(ConfigProblem::new(
+            key("mode"),
+            format!("`{}` is not an XHTTP mode", x.mode),
+            "use \"stream-up\", \"packet-up\" or \"stream-one\"",
+        ));
+    }
+    if x.host.contains(['/', ' ', '?']) {
+        out.push(ConfigProblem::new(
+            key("host"),
+            format!("`{}` is not a host name", x.host),
+            "leave it empty to send the day's SNI",
+        ));
+    }
+    for (k, v, max) in [
+        ("max_connections", x.max_connections, 64),
+        ("max_concurrency", x.max_concurrency, 1024),
+        ("max_reuse", x.max_reuse, 1_000_000),
+        ("max_lifetime_secs", x.max_lifetime_secs, 86_400),
+    ] {
+        if v == 0 || v > max {
+            out.push(ConfigProblem::new(
+                key(k),
+                format!("{v} is outside 1..={max}"),
+                "leave it out for the default",
+            ));
+        }
     }
 }
 
@@ -105,6 +144,7 @@ pub(super) fn check(t: &TunnelConfig, out: &mut Vec<ConfigProblem>) {
                 "use the default 60",
             ));
         }
+        xhttp(&c.xhttp, out);
         if c.uuid_file.as_os_str().is_empty() {
             out.push(ConfigProblem::new(
                 "tunnel.client.uuid_file",
