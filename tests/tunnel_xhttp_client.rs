@@ -289,7 +289,12 @@ fn wrong_public_key_is_refused() {
         let opts = XhttpClientOptions::new(PATH, XhttpMode::StreamUp);
         // Nothing listens there; the tunnel must not get that far.
         let target = loopback(xray::free_port());
-        match bounded("connect", connect_xhttp(server, &reality, &opts, uuid, target)).await {
+        match bounded(
+            "connect",
+            connect_xhttp(server, &reality, &opts, uuid, target),
+        )
+        .await
+        {
             Ok(_) => panic!("connected through a REALITY server that should have refused"),
             Err(e) => e,
         }
@@ -314,9 +319,12 @@ fn wrong_path_is_a_status_error() {
         let uuid = Uuid::parse_str(USER).unwrap();
         let opts = XhttpClientOptions::new("/elsewhere", XhttpMode::StreamUp);
         let target = loopback(xray::free_port());
-        let mut tunnel = bounded("connect", connect_xhttp(server, &reality, &opts, uuid, target))
-            .await
-            .expect("requests are sent before any answer");
+        let mut tunnel = bounded(
+            "connect",
+            connect_xhttp(server, &reality, &opts, uuid, target),
+        )
+        .await
+        .expect("requests are sent before any answer");
         let mut buf = [0u8; 16];
         match bounded("read", tunnel.read(&mut buf)).await {
             Ok(n) => panic!("read {n} bytes from a refused tunnel"),

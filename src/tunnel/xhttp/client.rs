@@ -122,7 +122,11 @@ struct Requests {
 }
 
 impl Requests {
-    fn build(&self, what: XhttpRequest<'_>, body: XhttpBody) -> Result<Request<XhttpBody>, XhttpError> {
+    fn build(
+        &self,
+        what: XhttpRequest<'_>,
+        body: XhttpBody,
+    ) -> Result<Request<XhttpBody>, XhttpError> {
         let padding = padding_len(self.random()?);
         let uri = Uri::builder()
             // REALITY is TLS to the server, so Xray's clients say https.
@@ -379,13 +383,15 @@ async fn packet_up_task(
             seq: post.seq,
         };
         let result = match requests.build(what, XhttpBody::Full(Some(post.body))) {
-            Ok(request) => sender
-                .send_request(request)
-                .await
-                .map_err(|source| XhttpError::Request {
-                    request: what.name(),
-                    source,
-                }),
+            Ok(request) => {
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(|source| XhttpError::Request {
+                        request: what.name(),
+                        source,
+                    })
+            }
             Err(e) => Err(e),
         };
         let failure = match result {
@@ -437,9 +443,7 @@ mod tests {
     #[test]
     fn stream_one_request_shape() {
         let r = requests("example.com", "/xh");
-        let req = r
-            .build(XhttpRequest::StreamOne, XhttpBody::Empty)
-            .unwrap();
+        let req = r.build(XhttpRequest::StreamOne, XhttpBody::Empty).unwrap();
         assert_eq!(req.method(), http::Method::POST);
         assert_eq!(req.version(), Version::HTTP_2);
         assert_eq!(req.uri().scheme_str(), Some("https"));
@@ -457,7 +461,10 @@ mod tests {
             .unwrap();
         assert_eq!(get.method(), http::Method::GET);
         assert_eq!(get.uri().path(), format!("/xh/{SID}"));
-        assert_eq!(get.uri().authority().unwrap().as_str(), "cdn.example.com:8443");
+        assert_eq!(
+            get.uri().authority().unwrap().as_str(),
+            "cdn.example.com:8443"
+        );
         assert!(get.headers().get(CONTENT_TYPE).is_none());
 
         let post = r
@@ -469,7 +476,10 @@ mod tests {
 
         let packet = r
             .build(
-                XhttpRequest::Packet { session: SID, seq: 7 },
+                XhttpRequest::Packet {
+                    session: SID,
+                    seq: 7,
+                },
                 XhttpBody::Full(Some(Bytes::from_static(b"abc"))),
             )
             .unwrap();

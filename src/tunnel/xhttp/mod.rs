@@ -9,9 +9,7 @@ pub mod packet_up;
 pub mod path;
 mod uplink;
 
-pub use client::{
-    connect_xhttp, TlsSummary, XhttpClientOptions, XhttpConnection, XhttpError,
-};
+pub use client::{connect_xhttp, TlsSummary, XhttpClientOptions, XhttpConnection, XhttpError};
 pub use client_stream::XhttpStream;
 pub use mode::XhttpMode;
 pub use packet_up::PacketUpLimits;

@@ -67,7 +67,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for mode in [XhttpMode::StreamOne, XhttpMode::StreamUp, XhttpMode::PacketUp] {
+        for mode in [
+            XhttpMode::StreamOne,
+            XhttpMode::StreamUp,
+            XhttpMode::PacketUp,
+        ] {
             assert_eq!(mode.to_string().parse::<XhttpMode>(), Ok(mode));
         }
         assert_eq!("stream-one".parse(), Ok(XhttpMode::StreamOne));

@@ -85,8 +85,7 @@ impl PacketUplink {
     /// The earliest time the next POST may start, or `None` if it may start at once. Says
     /// nothing about whether there is anything to send.
     pub fn not_before(&self) -> Option<Instant> {
-        self.last_post
-            .map(|at| at + self.limits.min_posts_interval)
+        self.last_post.map(|at| at + self.limits.min_posts_interval)
     }
 
     /// The next POST, if bytes are queued and `now` is not before [`Self::not_before`]:
@@ -143,7 +142,9 @@ mod tests {
             got.push(post);
         }
         assert_eq!(
-            got.iter().map(|p| (p.seq, p.body.len())).collect::<Vec<_>>(),
+            got.iter()
+                .map(|p| (p.seq, p.body.len()))
+                .collect::<Vec<_>>(),
             vec![(0, 10), (1, 10), (2, 5)]
         );
         let joined: Vec<u8> = got.iter().flat_map(|p| p.body.iter().copied()).collect();

@@ -149,7 +149,8 @@ pub fn session_id(random: [u8; 16]) -> String {
 /// Whether `text` is a session id this client could have made (for tests and sanity
 /// checks).
 pub fn is_session_id(text: &str) -> bool {
-    Uuid::try_parse(text).is_ok_and(|u| u.get_version_num() == 4 && u.hyphenated().to_string() == text)
+    Uuid::try_parse(text)
+        .is_ok_and(|u| u.get_version_num() == 4 && u.hyphenated().to_string() == text)
 }
 
 #[cfg(test)]
@@ -220,7 +221,10 @@ mod tests {
 
     #[test]
     fn methods_and_headers_per_request() {
-        assert_eq!(XhttpRequest::Download { session: SID }.method(), Method::GET);
+        assert_eq!(
+            XhttpRequest::Download { session: SID }.method(),
+            Method::GET
+        );
         assert_eq!(XhttpRequest::Upload { session: SID }.method(), Method::POST);
         assert_eq!(
             XhttpRequest::Packet {

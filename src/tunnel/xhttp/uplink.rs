@@ -292,7 +292,9 @@ mod tests {
         }
         let (w, r) = pipe(10);
         drop(r);
-        assert!(matches!(w.poll_write(&mut cx, b"x"), Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe));
+        assert!(
+            matches!(w.poll_write(&mut cx, b"x"), Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe)
+        );
     }
 
     #[test]
