@@ -367,12 +367,29 @@ async fn packet_up_task(
             }
         }
         take_ready(&reader, &mut core);
-        if let Some(at) = core.not_before() {
+        let mut writer_open = true;
+        // While the interval runs, keep taking writes: they join this POST, and the writer
+        // is not held up by the pipe's small bound.
+        while let Some(at) = core.not_before() {
             let now = Instant::now();
-            if at > now {
+            if at <= now {
+                break;
+            }
+            if writer_open && core.wants_more() {
+                let next = futures_lite::future::or(async { Some(reader.recv().await) }, async {
+                    glommio::timer::sleep(at - now).await;
+                    None
+                });
+                match next.await {
+                    Some(Some(piece)) => {
+                        core.push(&piece);
+                        take_ready(&reader, &mut core);
+                    }
+                    Some(None) => writer_open = false,
+                    None => {}
+                }
+            } else {
                 glommio::timer::sleep(at - now).await;
-                // Bytes written while waiting join this POST.
-                take_ready(&reader, &mut core);
             }
         }
         let Some(post) = core.poll_post(Instant::now()) else {
