@@ -94,15 +94,49 @@ pub enum XhttpError {
     /// for a mode it does not allow.
     #[error("xhttp: the server answered the {request} with HTTP status {status}")]
     Status { request: &'static str, status: u16 },
+    /// A [`XhttpError::Request`] reported again (hyper's errors cannot be cloned).
+    #[error("xhttp: {request} failed: {reason}")]
+    Failed {
+        request: &'static str,
+        reason: String,
+    },
 }
 
 impl XhttpError {
+    /// The same error for a second report: a tunnel reports a broken uplink on every later
+    /// call. Only [`XhttpError::Request`]'s source becomes text.
+    pub(crate) fn duplicate(&self) -> XhttpError {
+        match self {
+            XhttpError::Host(h) => XhttpError::Host(h.clone()),
+            XhttpError::Path(p) => XhttpError::Path(p.clone()),
+            XhttpError::Random => XhttpError::Random,
+            XhttpError::Status { request, status } => XhttpError::Status {
+                request,
+                status: *status,
+            },
+            XhttpError::Request { request, source } => XhttpError::Failed {
+                request,
+                reason: source.to_string(),
+            },
+            XhttpError::Failed { request, reason } => XhttpError::Failed {
+                request,
+                reason: reason.clone(),
+            },
+            XhttpError::H2Handshake(e) | XhttpError::Closed(e) => XhttpError::Failed {
+                request: "HTTP/2 connection",
+                reason: e.to_string(),
+            },
+        }
+    }
+
     fn kind(&self) -> io::ErrorKind {
         match self {
             XhttpError::Host(_) | XhttpError::Path(_) => io::ErrorKind::InvalidInput,
             XhttpError::Random => io::ErrorKind::Other,
             XhttpError::H2Handshake(_) | XhttpError::Closed(_) => io::ErrorKind::ConnectionAborted,
-            XhttpError::Request { .. } => io::ErrorKind::ConnectionReset,
+            XhttpError::Request { .. } | XhttpError::Failed { .. } => {
+                io::ErrorKind::ConnectionReset
+            }
             XhttpError::Status { .. } => io::ErrorKind::ConnectionRefused,
         }
     }
@@ -420,8 +454,7 @@ async fn packet_up_task(
             Err(e) => e,
         };
         tracing::debug!(error = %failure, "xhttp: packet-up uplink failed");
-        let failure = io::Error::from(failure);
-        reader.fail(failure.kind(), failure.to_string());
+        reader.fail(failure);
         return;
     }
 }

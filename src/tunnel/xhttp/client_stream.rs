@@ -98,10 +98,11 @@ impl AsyncRead for Downlink {
     }
 }
 
-/// The response of the stream-up POST. Xray 24.11.21 only answers when the request ends;
-/// newer servers may stream filler into it. It is watched so that a refusal surfaces on
-/// the next write and filler does not hold h2 flow-control window, and kept until the
-/// tunnel is dropped: dropping it earlier would reset the upload stream.
+/// The response of the stream-up POST. Xray 24.11.21 sends it only when the stream is
+/// reset (its handler waits for the request context); newer servers may stream filler
+/// into it. It is watched on every read and write so that a refusal ends the tunnel and
+/// filler does not hold h2 flow-control window, and kept until the tunnel is dropped:
+/// dropping it resets the upload stream, which is also what lets Xray's handler return.
 pub(crate) enum UploadWatch {
     Waiting(ResponseFuture),
     Draining(Incoming),
@@ -156,7 +157,7 @@ pub struct XhttpStream {
     pub(crate) downlink: Downlink,
     pub(crate) header: ResponseHeader,
     pub(crate) upload: UploadWatch,
-    pub(crate) upload_error: Option<(io::ErrorKind, String)>,
+    pub(crate) upload_error: Option<XhttpError>,
     /// Keeps hyper's request dispatcher alive while the tunnel is open, even if its
     /// [`super::XhttpConnection`] is dropped: with no sender left hyper shuts the connection.
     pub(crate) _sender: SendRequest<XhttpBody>,
@@ -179,13 +180,16 @@ impl XhttpStream {
     /// The stream-up POST's verdict so far, as an error for the writer.
     fn poll_upload(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if self.upload_error.is_none() {
-            if let Err(e) = self.upload.poll_progress(cx) {
-                let e = io::Error::from(e);
-                self.upload_error = Some((e.kind(), e.to_string()));
+            match self.upload.poll_progress(cx) {
+                Ok(()) => {}
+                // A reset after the whole uplink was sent loses nothing (a server may
+                // close the POST that way once the session ends).
+                Err(XhttpError::Request { .. }) if self.uplink.is_finished() => {}
+                Err(e) => self.upload_error = Some(e),
             }
         }
         match &self.upload_error {
-            Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+            Some(e) => Err(e.duplicate().into()),
             None => Ok(()),
         }
     }
@@ -201,8 +205,11 @@ impl AsyncRead for XhttpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        // Only to drain filler; a broken uplink is the writer's news.
-        let _ = this.poll_upload(cx);
+        // A refused or failed uplink ends the tunnel: the server has lost uplink bytes.
+        this.poll_upload(cx)?;
+        if let Some(err) = this.uplink.poll_failed(cx) {
+            return Poll::Ready(Err(err));
+        }
         ready!(this.header.poll_strip(cx, &mut this.downlink))?;
         Pin::new(&mut this.downlink).poll_read(cx, buf)
     }

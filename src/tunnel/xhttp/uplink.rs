@@ -18,6 +18,8 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
+use super::client::XhttpError;
+
 /// Largest piece one write puts in the pipe: bounds the copy per write and lets hyper
 /// interleave other streams' frames.
 const MAX_PIECE: usize = 64 << 10;
@@ -28,10 +30,12 @@ struct Shared {
     capacity: usize,
     writer_closed: bool,
     reader_gone: bool,
-    /// Why the uplink broke (a refused POST, a reset stream), for the writer.
-    failure: Option<(io::ErrorKind, String)>,
+    /// Why the uplink broke (a refused POST, a reset stream), for the tunnel.
+    failure: Option<XhttpError>,
     writer_waker: Option<Waker>,
     reader_waker: Option<Waker>,
+    /// The tunnel's reader, woken by a failure: a broken uplink ends the whole tunnel.
+    failure_waker: Option<Waker>,
 }
 
 impl Shared {
@@ -48,8 +52,8 @@ impl Shared {
     }
 
     fn broken(&self) -> Option<io::Error> {
-        if let Some((kind, msg)) = &self.failure {
-            return Some(io::Error::new(*kind, msg.clone()));
+        if let Some(failure) = &self.failure {
+            return Some(failure.duplicate().into());
         }
         self.reader_gone.then(|| {
             io::Error::new(
@@ -71,6 +75,7 @@ pub(crate) fn pipe(capacity: usize) -> (UplinkWriter, UplinkReader) {
         failure: None,
         writer_waker: None,
         reader_waker: None,
+        failure_waker: None,
     }));
     (UplinkWriter(Rc::clone(&shared)), UplinkReader(shared))
 }
@@ -127,6 +132,25 @@ impl UplinkWriter {
         Poll::Pending
     }
 
+    /// The failure reported by the HTTP side, if any; otherwise `cx` is woken when one is.
+    /// (A reader that merely finished is not a failure.)
+    pub(crate) fn poll_failed(&self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let mut s = self.0.borrow_mut();
+        match &s.failure {
+            Some(failure) => Some(failure.duplicate().into()),
+            None => {
+                s.failure_waker = Some(cx.waker().clone());
+                None
+            }
+        }
+    }
+
+    /// Whether the uplink was closed and the HTTP side took all of it and ended.
+    pub(crate) fn is_finished(&self) -> bool {
+        let s = self.0.borrow();
+        s.writer_closed && s.queue.is_empty() && s.reader_gone
+    }
+
     /// Ends the uplink after the queued bytes (stream-up, stream-one: the POST body ends).
     pub(crate) fn close(&self) {
         let mut s = self.0.borrow_mut();
@@ -175,11 +199,14 @@ impl UplinkReader {
         Some(piece)
     }
 
-    /// Breaks the uplink: the writer's next call fails with `kind` and `message`.
-    pub(crate) fn fail(&self, kind: io::ErrorKind, message: String) {
+    /// Breaks the uplink: the tunnel's next read or write fails with `failure`.
+    pub(crate) fn fail(&self, failure: XhttpError) {
         let mut s = self.0.borrow_mut();
-        s.failure.get_or_insert((kind, message));
+        s.failure.get_or_insert(failure);
         s.wake_writer();
+        if let Some(w) = s.failure_waker.take() {
+            w.wake();
+        }
     }
 }
 
@@ -282,16 +309,34 @@ mod tests {
     fn a_failed_or_dropped_reader_breaks_the_writer() {
         let (w, r) = pipe(10);
         let mut cx = cx();
-        r.fail(io::ErrorKind::ConnectionRefused, "refused".into());
-        match w.poll_write(&mut cx, b"x") {
-            Poll::Ready(Err(e)) => {
-                assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
-                assert_eq!(e.to_string(), "refused");
+        r.fail(XhttpError::Status {
+            request: "packet-up POST",
+            status: 500,
+        });
+        for _ in 0..2 {
+            match w.poll_write(&mut cx, b"x") {
+                Poll::Ready(Err(e)) => {
+                    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+                    let cause = e.get_ref().and_then(|e| e.downcast_ref::<XhttpError>());
+                    assert!(
+                        matches!(cause, Some(XhttpError::Status { status: 500, .. })),
+                        "{e:?}"
+                    );
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        assert!(
+            matches!(w.poll_failed(&mut cx), Some(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+        );
+
         let (w, r) = pipe(10);
+        assert!(w.poll_failed(&mut cx).is_none());
         drop(r);
+        assert!(
+            w.poll_failed(&mut cx).is_none(),
+            "a finished reader is no failure"
+        );
         assert!(
             matches!(w.poll_write(&mut cx, b"x"), Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe)
         );
