@@ -156,6 +156,21 @@ struct Requests {
 }
 
 impl Requests {
+    /// Checks the options' host (default: `server_name`) and path by building a request.
+    fn new(opts: &XhttpClientOptions, server_name: &str) -> Result<Requests, XhttpError> {
+        let host = opts.host.as_deref().unwrap_or(server_name);
+        let authority: Authority = host
+            .parse()
+            .map_err(|_| XhttpError::Host(host.to_owned()))?;
+        let requests = Requests {
+            authority,
+            path: XhttpPath::new(&opts.path),
+            rng: SystemRandom::new(),
+        };
+        requests.build(XhttpRequest::StreamOne, XhttpBody::Empty)?;
+        Ok(requests)
+    }
+
     fn build(
         &self,
         what: XhttpRequest<'_>,
@@ -225,24 +240,35 @@ impl XhttpConnection {
         opts: &XhttpClientOptions,
     ) -> io::Result<XhttpConnection> {
         // Options are checked before any packet leaves.
-        let host = opts.host.as_deref().unwrap_or(&reality.server_name);
-        let authority: Authority = host
-            .parse()
-            .map_err(|_| XhttpError::Host(host.to_owned()))?;
-        let requests = Rc::new(Requests {
-            authority,
-            path: XhttpPath::new(&opts.path),
-            rng: SystemRandom::new(),
-        });
-        requests.build(XhttpRequest::StreamOne, XhttpBody::Empty)?;
-
+        let requests = Requests::new(opts, &reality.server_name)?;
         let tls = reality_handshake(server, reality).await?;
         let session = tls.get_ref().1;
         let summary = TlsSummary {
             cipher_suite: session.negotiated_cipher_suite().map(|s| s.suite()),
             key_exchange: session.negotiated_key_exchange_group().map(|g| g.name()),
         };
+        let connection = Self::over(HyperIo(tls), requests, opts, summary).await?;
+        tracing::debug!(
+            server = %mask_socket_addr(&server),
+            mode = %opts.mode,
+            group = ?summary.key_exchange,
+            "xhttp: h2 connection up"
+        );
+        Ok(connection)
+    }
 
+    /// HTTP/2 with prior knowledge over an established transport; the connection task is
+    /// spawned on the current shard. Separate from [`Self::connect`] so the request logic
+    /// can be tested without REALITY.
+    async fn over<IO>(
+        io: IO,
+        requests: Requests,
+        opts: &XhttpClientOptions,
+        tls: TlsSummary,
+    ) -> io::Result<XhttpConnection>
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    {
         let mut builder = hyper::client::conn::http2::Builder::new(LocalExec);
         builder
             .timer(GlommioTimer)
@@ -251,28 +277,21 @@ impl XhttpConnection {
             // idle timer from dropping it.
             .keep_alive_while_idle(true);
         let (sender, connection) = builder
-            .handshake::<_, XhttpBody>(HyperIo(tls))
+            .handshake::<_, XhttpBody>(io)
             .await
             .map_err(XhttpError::H2Handshake)?;
-        let masked = mask_socket_addr(&server);
         glommio::spawn_local(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(server = %masked, error = %e, "xhttp: h2 connection ended");
+                tracing::debug!(error = %e, "xhttp: h2 connection ended");
             }
         })
         .detach();
-        tracing::debug!(
-            server = %masked,
-            mode = %opts.mode,
-            group = ?summary.key_exchange,
-            "xhttp: h2 connection up"
-        );
         Ok(XhttpConnection {
             sender,
-            requests,
+            requests: Rc::new(requests),
             mode: opts.mode,
             limits: opts.packet_up,
-            tls: summary,
+            tls,
             opened: Cell::new(0),
         })
     }
@@ -470,6 +489,10 @@ fn take_ready(reader: &UplinkReader, core: &mut PacketUplink) {
 }
 
 #[cfg(test)]
+#[path = "client_tests.rs"]
+mod driver_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -552,11 +575,19 @@ mod tests {
 
     #[test]
     fn bad_hosts_and_paths_are_input_errors() {
-        assert!("exa mple.com".parse::<Authority>().is_err());
-        let r = requests("example.com", "/x h");
-        let Err(err) = r.build(XhttpRequest::StreamOne, XhttpBody::Empty) else {
+        let mut opts = XhttpClientOptions::new("/xh", XhttpMode::StreamUp);
+        assert!(Requests::new(&opts, "example.com").is_ok());
+        opts.host = Some("exa mple.com".into());
+        let Err(err) = Requests::new(&opts, "example.com") else {
+            panic!("a host with a space was taken");
+        };
+        assert!(matches!(err, XhttpError::Host(_)), "{err}");
+        assert_eq!(io::Error::from(err).kind(), io::ErrorKind::InvalidInput);
+        let opts = XhttpClientOptions::new("/x h", XhttpMode::StreamUp);
+        let Err(err) = Requests::new(&opts, "example.com") else {
             panic!("a path with a space made a URI");
         };
+        assert!(matches!(err, XhttpError::Path(_)), "{err}");
         let err = io::Error::from(err);
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         let status = io::Error::from(XhttpError::Status {
