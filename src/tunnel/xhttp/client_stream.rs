@@ -149,8 +149,8 @@ impl UploadWatch {
 ///
 /// `flush` returns once every written byte was taken by the HTTP side; `close` ends the
 /// uplink (stream-up and stream-one: the POST body ends; packet-up: the last POST is sent)
-/// while reads go on until the server ends the download. Dropping the stream resets its
-/// HTTP streams.
+/// while reads go on until the server ends the download. Dropping the stream abandons it:
+/// its HTTP streams are reset and unsent uplink bytes are discarded.
 pub struct XhttpStream {
     pub(crate) mode: XhttpMode,
     pub(crate) uplink: UplinkWriter,

@@ -160,8 +160,17 @@ impl UplinkWriter {
 }
 
 impl Drop for UplinkWriter {
+    /// A tunnel dropped without `close` is abandoned: its queued bytes are not sent (as
+    /// with stream-up and stream-one, whose POST is reset then), so the packet-up task stops
+    /// instead of posting into a session that is gone.
     fn drop(&mut self) {
-        self.close();
+        let mut s = self.0.borrow_mut();
+        if !s.writer_closed {
+            s.queue.clear();
+            s.queued = 0;
+        }
+        s.writer_closed = true;
+        s.wake_reader();
     }
 }
 
@@ -343,12 +352,22 @@ mod tests {
     }
 
     #[test]
-    fn dropping_the_writer_ends_the_stream_after_the_queue() {
+    fn closing_ends_the_stream_after_the_queue() {
+        let (w, r) = pipe(10);
+        let mut cx = cx();
+        assert!(matches!(w.poll_write(&mut cx, b"abc"), Poll::Ready(Ok(3))));
+        w.close();
+        drop(w);
+        assert!(matches!(r.poll_recv(&mut cx), Poll::Ready(Some(_))));
+        assert!(matches!(r.poll_recv(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn dropping_without_close_abandons_the_queue() {
         let (w, r) = pipe(10);
         let mut cx = cx();
         assert!(matches!(w.poll_write(&mut cx, b"abc"), Poll::Ready(Ok(3))));
         drop(w);
-        assert!(matches!(r.poll_recv(&mut cx), Poll::Ready(Some(_))));
         assert!(matches!(r.poll_recv(&mut cx), Poll::Ready(None)));
     }
 
