@@ -98,12 +98,30 @@ pub async fn connect(
     .encode(&mut request)
     .map_err(ConnectError::from)?;
 
+    let mut tls = reality_handshake(server, reality).await?;
+    tls.write_all(&request)
+        .await
+        .map_err(|source| ConnectError::Send { server, source })?;
+    tls.flush()
+        .await
+        .map_err(|source| ConnectError::Send { server, source })?;
+    Ok(TunnelStream {
+        tls,
+        response: ResponseHeader::default(),
+    })
+}
+
+/// TCP to `server`, then the REALITY handshake to its end: the part of a tunnel that the raw
+/// VLESS client and the XHTTP client share. On success the server has proven it holds the
+/// REALITY key for this connection; nothing has been sent inside TLS yet.
+pub(crate) async fn reality_handshake(
+    server: SocketAddr,
+    reality: &RealityClientConfig,
+) -> Result<TlsConn<TcpStream, ClientConnection>, ConnectError> {
     let now_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let (conn, first_flight) = reality_client(reality, now_unix)
-        .map_err(ConnectError::from)?
-        .into_parts();
+    let (conn, first_flight) = reality_client(reality, now_unix)?.into_parts();
 
     let mut tcp = TcpStream::connect(server)
         .await
@@ -125,16 +143,7 @@ pub async fn connect(
     tls.handshake()
         .await
         .map_err(|source| handshake_error(server, source))?;
-    tls.write_all(&request)
-        .await
-        .map_err(|source| ConnectError::Send { server, source })?;
-    tls.flush()
-        .await
-        .map_err(|source| ConnectError::Send { server, source })?;
-    Ok(TunnelStream {
-        tls,
-        response: ResponseHeader::default(),
-    })
+    Ok(tls)
 }
 
 /// A refused certificate is the REALITY verdict; every other failure is a plain TLS or
@@ -152,8 +161,9 @@ fn handshake_error(server: SocketAddr, source: io::Error) -> ConnectError {
 /// Longest response header: version, addons length, 255 bytes of addons.
 const MAX_RESPONSE_LEN: usize = 2 + 255;
 
-/// The response header while it is being read.
-struct ResponseHeader {
+/// The VLESS response header while it is being read; shared with the XHTTP client, whose
+/// downlink starts with the same header.
+pub(crate) struct ResponseHeader {
     buf: [u8; MAX_RESPONSE_LEN],
     have: usize,
     done: bool,
@@ -169,43 +179,32 @@ impl Default for ResponseHeader {
     }
 }
 
-/// An open tunnel: bytes written go to the target, bytes read come from it.
-pub struct TunnelStream {
-    tls: TlsConn<TcpStream, ClientConnection>,
-    response: ResponseHeader,
-}
-
-impl fmt::Debug for TunnelStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TunnelStream")
-            .field("response_header_read", &self.response.done)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TunnelStream {
-    /// The REALITY TLS session (negotiated suite and group, for metrics).
-    pub fn tls(&self) -> &ClientConnection {
-        self.tls.get_ref().1
+impl ResponseHeader {
+    /// Whether the whole header has been read.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
     }
 
-    /// Reads the response header, asking the TLS stream for no more than the decoder needs,
-    /// so no payload byte is ever taken into the header buffer.
-    fn poll_response_header(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let header = &mut self.response;
-        while !header.done {
-            match decode_response(&header.buf[..header.have]) {
-                Ok(Decoded::Complete { .. }) => header.done = true,
+    /// Reads the response header from `io`, asking for no more than the decoder needs, so
+    /// no payload byte is ever taken into the header buffer.
+    pub(crate) fn poll_strip<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut R,
+    ) -> Poll<io::Result<()>> {
+        while !self.done {
+            match decode_response(&self.buf[..self.have]) {
+                Ok(Decoded::Complete { .. }) => self.done = true,
                 Ok(Decoded::Incomplete { need_at_least }) => {
-                    let want = &mut header.buf[header.have..need_at_least];
-                    let n = ready!(Pin::new(&mut self.tls).poll_read(cx, want))?;
+                    let want = &mut self.buf[self.have..need_at_least];
+                    let n = ready!(Pin::new(&mut *io).poll_read(cx, want))?;
                     if n == 0 {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             "tunnel: closed before the VLESS response header",
                         )));
                     }
-                    header.have += n;
+                    self.have += n;
                 }
                 Err(e) => {
                     return Poll::Ready(Err(io::Error::new(
@@ -219,6 +218,27 @@ impl TunnelStream {
     }
 }
 
+/// An open tunnel: bytes written go to the target, bytes read come from it.
+pub struct TunnelStream {
+    tls: TlsConn<TcpStream, ClientConnection>,
+    response: ResponseHeader,
+}
+
+impl fmt::Debug for TunnelStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TunnelStream")
+            .field("response_header_read", &self.response.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TunnelStream {
+    /// The REALITY TLS session (negotiated suite and group, for metrics).
+    pub fn tls(&self) -> &ClientConnection {
+        self.tls.get_ref().1
+    }
+}
+
 impl AsyncRead for TunnelStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -229,7 +249,7 @@ impl AsyncRead for TunnelStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        ready!(this.poll_response_header(cx))?;
+        ready!(this.response.poll_strip(cx, &mut this.tls))?;
         Pin::new(&mut this.tls).poll_read(cx, buf)
     }
 }

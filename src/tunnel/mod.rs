@@ -1,7 +1,7 @@
-//! The tunnel to the core: VLESS over REALITY (and XHTTP), with ML-KEM-768.
-//!
-//! Work in progress (issue "Tunnel to the core"): the sans-IO pieces land first,
-//! each with its own tests; nothing here is wired into the running node yet.
+//! The tunnel to the core: VLESS over REALITY, raw or inside XHTTP (h2), with
+//! ML-KEM-768 in TLS. Sans-IO cores (`reality`, `vless`, `pq`, `sni`, `pool`,
+//! the XHTTP parsers) sit beside their glommio drivers (`*_driver`, `link`,
+//! `xhttp::client`, `xhttp_server::driver`).
 
 pub mod client_driver;
 pub mod forward_driver;
@@ -14,4 +14,5 @@ pub mod settings;
 pub mod sni;
 pub mod splice;
 pub mod vless;
+pub mod xhttp;
 pub mod xhttp_server;

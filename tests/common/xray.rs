@@ -196,28 +196,62 @@ pub struct XrayServer {
 }
 
 pub fn start_xray(xray: &Path, dir: &Path, inbound: &RealityInbound<'_>) -> XrayServer {
+    start_xray_with(xray, dir, inbound, None)
+}
+
+/// The XHTTP settings of an inbound (`xhttpSettings`), TUNNEL.md §3.
+pub struct XhttpInbound<'a> {
+    pub path: &'a str,
+    /// "auto", "stream-up" or "packet-up" (24.11.21 has no "stream-one").
+    pub mode: &'a str,
+}
+
+/// Like [`start_xray`], but the inbound runs VLESS + REALITY over XHTTP.
+pub fn start_xray_xhttp(
+    xray: &Path,
+    dir: &Path,
+    inbound: &RealityInbound<'_>,
+    xhttp: &XhttpInbound<'_>,
+) -> XrayServer {
+    start_xray_with(xray, dir, inbound, Some(xhttp))
+}
+
+fn start_xray_with(
+    xray: &Path,
+    dir: &Path,
+    inbound: &RealityInbound<'_>,
+    xhttp: Option<&XhttpInbound<'_>>,
+) -> XrayServer {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut stream_settings = serde_json::json!({
+        "network": "raw",
+        "security": "reality",
+        "realitySettings": {
+            "show": true,
+            "dest": inbound.dest.to_string(),
+            "xver": 0,
+            "serverNames": inbound.server_names,
+            "privateKey": inbound.private_key,
+            "shortIds": inbound.short_ids,
+            "maxTimeDiff": 60000
+        }
+    });
+    if let Some(xhttp) = xhttp {
+        stream_settings["network"] = "xhttp".into();
+        stream_settings["xhttpSettings"] = serde_json::json!({
+            "path": xhttp.path,
+            "mode": xhttp.mode
+        });
+    }
     let config = serde_json::json!({
         "log": {"loglevel": "debug"},
         "inbounds": [{
-            "tag": "reality-raw",
+            "tag": if xhttp.is_some() { "reality-xhttp" } else { "reality-raw" },
             "listen": "127.0.0.1",
             "port": addr.port(),
             "protocol": "vless",
             "settings": {"clients": [{"id": inbound.uuid}], "decryption": "none"},
-            "streamSettings": {
-                "network": "raw",
-                "security": "reality",
-                "realitySettings": {
-                    "show": true,
-                    "dest": inbound.dest.to_string(),
-                    "xver": 0,
-                    "serverNames": inbound.server_names,
-                    "privateKey": inbound.private_key,
-                    "shortIds": inbound.short_ids,
-                    "maxTimeDiff": 60000
-                }
-            }
+            "streamSettings": stream_settings
         }],
         "outbounds": [{"protocol": "freedom", "tag": "direct"}]
     });
