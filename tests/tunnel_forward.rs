@@ -33,8 +33,20 @@ fn payload() -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn forward_reaches_the_target_through_xray() {
+/// How the edge's forward reaches Xray in one test.
+#[derive(Clone, Copy, PartialEq)]
+enum Carrier {
+    Raw,
+    /// XHTTP with this client mode; Xray's inbound runs "auto".
+    Xhttp(&'static str),
+}
+
+/// Sessions opened through the forward, one after another.
+const SESSIONS: usize = 4;
+
+/// client (std) → edge forward → Xray → target, `SESSIONS` times, each a 4 MiB download
+/// checked by SHA-256. Returns the edge, for the caller's metric checks.
+fn forward_through_xray(carrier: Carrier) -> Edge {
     let bin = xray::xray_path();
     let work = tempfile::tempdir().unwrap();
     let dest = xray::start_dest(work.path());
@@ -44,17 +56,25 @@ fn forward_reaches_the_target_through_xray() {
     let pool: Vec<String> = POOL.iter().map(|s| s.to_string()).collect();
     let today = sni::Date::from_unix(probe::unix_now());
     let pick = sni::pick("test-node", today, &pool).to_owned();
-    let server = xray::start_xray(
-        &bin,
-        work.path(),
-        &xray::RealityInbound {
-            uuid: USER,
-            private_key: &keys.private,
-            dest: dest.addr,
-            server_names: &[pick.as_str()],
-            short_ids: &["0123456789abcdef"],
-        },
-    );
+    let inbound = xray::RealityInbound {
+        uuid: USER,
+        private_key: &keys.private,
+        dest: dest.addr,
+        server_names: &[pick.as_str()],
+        short_ids: &["0123456789abcdef"],
+    };
+    let server = match carrier {
+        Carrier::Raw => xray::start_xray(&bin, work.path(), &inbound),
+        Carrier::Xhttp(_) => xray::start_xray_xhttp(
+            &bin,
+            work.path(),
+            &inbound,
+            &xray::XhttpInbound {
+                path: "/xh",
+                mode: "auto",
+            },
+        ),
+    };
 
     // The target behind the core: sends the payload to whoever connects.
     let target = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -62,8 +82,11 @@ fn forward_reaches_the_target_through_xray() {
     let body = payload();
     let sent = body.clone();
     std::thread::spawn(move || {
-        if let Ok((mut s, _)) = target.accept() {
-            let _ = s.write_all(&sent);
+        for mut s in target.incoming().flatten() {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let _ = s.write_all(&sent);
+            });
         }
     });
 
@@ -72,8 +95,14 @@ fn forward_reaches_the_target_through_xray() {
         .map(|n| format!("\"{n}\""))
         .collect::<Vec<_>>()
         .join(", ");
+    let transport = match carrier {
+        Carrier::Raw => String::new(),
+        Carrier::Xhttp(mode) => {
+            format!("transport = \"xhttp\"\n\n[tunnel.client.xhttp]\npath = \"/xh\"\nmode = \"{mode}\"\n")
+        }
+    };
     let extra = format!(
-        "[tunnel]\nsni_pool = [{pool}]\n\n[tunnel.client]\nserver = \"{}\"\npublic_key = \"{}\"\nshort_id = \"0123456789abcdef\"\nuuid_file = \"tunnel.uuid\"\n\n[[tunnel.forward]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target_addr}\"\n",
+        "[tunnel]\nsni_pool = [{pool}]\n\n[tunnel.client]\nserver = \"{}\"\npublic_key = \"{}\"\nshort_id = \"0123456789abcdef\"\nuuid_file = \"tunnel.uuid\"\n{transport}\n[[tunnel.forward]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target_addr}\"\n",
         server.addr, keys.public
     );
     let setup = prod_setup("strict", &extra);
@@ -89,31 +118,66 @@ fn forward_reaches_the_target_through_xray() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no forward address in the log:\n{log}"));
 
-    let mut client = std::net::TcpStream::connect(forward).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut got = Vec::with_capacity(PAYLOAD);
-    client.read_to_end(&mut got).unwrap();
-    assert_eq!(
-        got.len(),
-        PAYLOAD,
-        "edge log:\n{}\nxray log:\n{}",
-        edge.log(),
-        server.peer.log()
-    );
-    assert_eq!(
-        ring::digest::digest(&ring::digest::SHA256, &got).as_ref(),
-        ring::digest::digest(&ring::digest::SHA256, &body).as_ref()
-    );
+    for _ in 0..SESSIONS {
+        let mut client = std::net::TcpStream::connect(forward).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut got = Vec::with_capacity(PAYLOAD);
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(
+            got.len(),
+            PAYLOAD,
+            "edge log:\n{}\nxray log:\n{}",
+            edge.log(),
+            server.peer.log()
+        );
+        assert_eq!(
+            ring::digest::digest(&ring::digest::SHA256, &got).as_ref(),
+            ring::digest::digest(&ring::digest::SHA256, &body).as_ref()
+        );
+    }
     assert_eq!(
         edge.metric("edge_tunnel_sessions_total{result=\"opened\"}"),
-        1
+        SESSIONS as u64
     );
-    assert_eq!(edge.metric("edge_tunnel_dials_total{result=\"ok\"}"), 1);
     assert_eq!(edge.metric("edge_tunnel_shards_down"), 0);
     // The VLESS id is a credential: never in the node's log.
     assert!(!edge.log().contains(USER));
+    edge
+}
+
+#[test]
+fn forward_reaches_the_target_through_xray() {
+    let edge = forward_through_xray(Carrier::Raw);
+    // Raw REALITY: one dial per session, nothing pooled.
+    assert_eq!(
+        edge.metric("edge_tunnel_dials_total{result=\"ok\"}"),
+        SESSIONS as u64
+    );
+    assert_eq!(edge.metric("edge_tunnel_reused_total"), 0);
+}
+
+/// XHTTP sessions share pooled h2 connections: one dial per shard at most (the test
+/// node runs 2), every later session reuses.
+fn xhttp_sessions_share_pooled_connections(mode: &'static str) {
+    let edge = forward_through_xray(Carrier::Xhttp(mode));
+    let dials = edge.metric("edge_tunnel_dials_total{result=\"ok\"}");
+    let reused = edge.metric("edge_tunnel_reused_total");
+    assert!((1..=2).contains(&dials), "{dials} dials\n{}", edge.log());
+    assert_eq!(dials + reused, SESSIONS as u64);
+    // The connections stay pooled after their sessions end.
+    assert_eq!(edge.metric("edge_tunnel_pool_connections"), dials);
+}
+
+#[test]
+fn forward_over_xhttp_stream_up_reuses_connections() {
+    xhttp_sessions_share_pooled_connections("stream-up");
+}
+
+#[test]
+fn forward_over_xhttp_packet_up_reuses_connections() {
+    xhttp_sessions_share_pooled_connections("packet-up");
 }
 
 /// With the core unreachable, the first session of each shard dials and fails; the
@@ -142,8 +206,8 @@ fn a_dead_core_is_not_redialled_during_back_off() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no forward address in the log:\n{log}"));
 
-    const SESSIONS: u64 = 8;
-    for _ in 0..SESSIONS {
+    const ATTEMPTS: u64 = 8;
+    for _ in 0..ATTEMPTS {
         let mut client = std::net::TcpStream::connect(forward).unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -157,10 +221,10 @@ fn a_dead_core_is_not_redialled_during_back_off() {
     let dials = edge.metric("edge_tunnel_dials_total{result=\"failed\"}");
     let refused = edge.metric("edge_tunnel_refused_total{reason=\"backoff\"}");
     let log = edge.log();
-    assert_eq!(failed, SESSIONS, "{log}");
+    assert_eq!(failed, ATTEMPTS, "{log}");
     // At most one dial per shard (the test node runs 2).
     assert!((1..=2).contains(&dials), "{dials} dials\n{log}");
-    assert_eq!(refused, SESSIONS - dials, "{log}");
+    assert_eq!(refused, ATTEMPTS - dials, "{log}");
     assert_eq!(edge.metric("edge_tunnel_shards_down"), dials, "{log}");
     assert_eq!(edge.metric("edge_tunnel_dials_total{result=\"ok\"}"), 0);
     drop(log);

@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncWrite};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::client_driver::{self, TunnelStream};
-use super::pool::{Checkout, ConnId, Health, Pool, PoolLimits, Transition};
+use super::client_driver;
+use super::pool::{Checkout, ConnId, Health, Pool, Transition};
+use super::settings::Transport;
 use super::settings::TunnelSettings;
 use super::vless::Target;
+use super::xhttp::XhttpConnection;
 use crate::front::driver::within;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
 
@@ -29,7 +31,13 @@ use crate::telemetry::metrics::{Metric, ShardMetrics};
 enum PooledConn {
     /// Nothing to reuse: the session owns the TLS stream.
     Raw,
+    /// An h2 connection; dropping the last handle closes it once its
+    /// streams are done.
+    Xhttp(Rc<XhttpConnection>),
 }
+
+/// How often idle pooled connections are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Why no session could be opened. Messages name the cause, never a key,
 /// id or the core's address beyond what the operator configured.
@@ -70,14 +78,18 @@ impl CoreLink {
         sni: Rc<RefCell<Option<Arc<str>>>>,
         metrics: Rc<ShardMetrics>,
     ) -> Rc<Self> {
-        let pool = Pool::new(PoolLimits::ONE_TUNNEL_PER_CONNECTION, settings.backoff);
-        Rc::new(CoreLink {
+        let pool = Pool::new(settings.transport.pool_limits(), settings.backoff);
+        let link = Rc::new(CoreLink {
             settings,
             sni,
             metrics,
             pool: RefCell::new(pool),
             rng: SystemRandom::new(),
-        })
+        });
+        if matches!(link.settings.transport, Transport::Xhttp { .. }) {
+            glommio::spawn_local(sweep_idle(Rc::downgrade(&link))).detach();
+        }
+        link
     }
 
     pub fn health(&self) -> Health {
@@ -97,10 +109,11 @@ impl CoreLink {
             match step {
                 Checkout::Connect => return self.dial(target, deadline).await,
                 Checkout::Reuse(id) => {
-                    // Raw connections are never offered for reuse; a pool
-                    // that did would be a bug, so give the slot back.
-                    self.release(id);
-                    return Err(LinkError::Full);
+                    if let Some(session) = self.reuse(id, &target).await {
+                        return Ok(session);
+                    }
+                    // That connection is gone: look again (it no longer
+                    // counts against the limits).
                 }
                 Checkout::Backoff(at) if at <= deadline => {
                     glommio::timer::sleep(at.saturating_duration_since(now)).await;
@@ -131,26 +144,33 @@ impl CoreLink {
         };
         let reality = self.settings.reality(&sni);
         let limit = deadline.saturating_duration_since(Instant::now());
-        let dialed = within(
-            limit,
-            client_driver::connect(self.settings.server, &reality, self.settings.uuid, target),
-        )
+        let server = self.settings.server;
+        let uuid = self.settings.uuid;
+        let dialed = within(limit, async {
+            match &self.settings.transport {
+                Transport::Raw => client_driver::connect(server, &reality, uuid, target)
+                    .await
+                    .map(|s| (PooledConn::Raw, Box::new(s) as CoreStream)),
+                Transport::Xhttp { options, .. } => {
+                    let conn = Rc::new(XhttpConnection::connect(server, &reality, options).await?);
+                    let stream = conn.open(uuid, target).await?;
+                    Ok((PooledConn::Xhttp(conn), Box::new(stream) as CoreStream))
+                }
+            }
+        })
         .await;
         let result = match dialed {
-            Some(Ok(stream)) => Ok(stream),
+            Some(Ok(opened)) => Ok(opened),
             Some(Err(e)) => Err(LinkError::Dial(e)),
             None => Err(LinkError::Timeout),
         };
         match result {
-            Ok(stream) => {
-                let (id, change) = self
-                    .pool
-                    .borrow_mut()
-                    .connected(PooledConn::Raw, Instant::now());
+            Ok((conn, stream)) => {
+                let (id, change) = self.pool.borrow_mut().connected(conn, Instant::now());
                 self.metrics.inc(Metric::TunnelDialOk);
                 self.after_change(change, None);
                 Ok(Session {
-                    stream: CoreStream::Raw(stream),
+                    stream,
                     lease: Lease {
                         link: self.clone(),
                         id,
@@ -170,10 +190,43 @@ impl CoreLink {
         }
     }
 
+    /// Opens a session on pooled connection `id` (already reserved by the
+    /// checkout). `None` if the connection turned out dead: it is marked
+    /// broken and the reservation given back.
+    async fn reuse(self: &Rc<Self>, id: ConnId, target: &Target) -> Option<Session> {
+        let conn = match self.pool.borrow().get(id) {
+            Some(PooledConn::Xhttp(c)) if !c.is_closed() => Some(c.clone()),
+            _ => None,
+        };
+        let opened = match conn {
+            Some(c) => c.open(self.settings.uuid, target.clone()).await.ok(),
+            None => None,
+        };
+        let lease = Lease {
+            link: self.clone(),
+            id,
+        };
+        match opened {
+            Some(stream) => {
+                self.metrics.inc(Metric::TunnelReused);
+                Some(Session {
+                    stream: Box::new(stream),
+                    lease,
+                })
+            }
+            None => {
+                tracing::debug!("pooled connection to the core has closed; not reusing it");
+                let _gone = self.pool.borrow_mut().broken(id);
+                drop(lease);
+                None
+            }
+        }
+    }
+
     fn release(&self, id: ConnId) {
         // A connection handed back here had its last session end: dropping
         // it closes it (for h2, once its streams are done).
-        let _closed = self.pool.borrow_mut().release(id);
+        let _closed = self.pool.borrow_mut().release(id, Instant::now());
         self.sync_gauge();
     }
 
@@ -216,6 +269,20 @@ impl CoreLink {
     }
 }
 
+/// Closes pooled connections that idled past their limit, for as long as the
+/// link exists.
+async fn sweep_idle(link: std::rc::Weak<CoreLink>) {
+    loop {
+        glommio::timer::sleep(SWEEP_EVERY).await;
+        let Some(link) = link.upgrade() else { return };
+        let gone = link.pool.borrow_mut().sweep(Instant::now());
+        if !gone.is_empty() {
+            tracing::debug!(closed = gone.len(), "idle connections to the core closed");
+            link.sync_gauge();
+        }
+    }
+}
+
 /// Gives the session's place in the pool back when the session ends.
 struct Lease {
     link: Rc<CoreLink>,
@@ -228,10 +295,13 @@ impl Drop for Lease {
     }
 }
 
-/// The byte stream of one session, whatever carries it.
-enum CoreStream {
-    Raw(TunnelStream),
-}
+/// The byte stream of one session, whatever carries it (raw TLS or an XHTTP
+/// request pair); boxed, as the two differ a lot in size.
+trait Duplex: AsyncRead + AsyncWrite + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Duplex for T {}
+
+type CoreStream = Box<dyn Duplex>;
 
 /// An open tunnel session: bytes written reach the target, bytes read come
 /// from it. Dropping it frees its place in the pool.
@@ -254,9 +324,7 @@ impl AsyncRead for Session {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            CoreStream::Raw(s) => Pin::new(s).poll_read(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
 
@@ -266,20 +334,14 @@ impl AsyncWrite for Session {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            CoreStream::Raw(s) => Pin::new(s).poll_write(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            CoreStream::Raw(s) => Pin::new(s).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            CoreStream::Raw(s) => Pin::new(s).poll_close(cx),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_close(cx)
     }
 }

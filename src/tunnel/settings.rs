@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::pool::Backoff;
+use super::pool::{Backoff, PoolLimits};
 use super::reality::auth::{parse_short_id, ShortId};
 use super::reality::client::RealityClientConfig;
 use super::vless::{Address, Target};
+use super::xhttp::{XhttpClientOptions, XhttpMode};
 use crate::config::tunnel::{load_uuid_file, parse_client_version, parse_public_key};
-use crate::config::{ConfigProblem, TunnelClientConfig};
+use crate::config::{ConfigProblem, TunnelClientConfig, TunnelTransport, XhttpClientConfig};
 
 /// Everything needed to open a tunnel except the SNI, which rotates daily.
 pub struct TunnelSettings {
@@ -24,6 +25,29 @@ pub struct TunnelSettings {
     pub uuid: Uuid,
     /// Waits between failed dials.
     pub backoff: Backoff,
+    pub transport: Transport,
+}
+
+/// How sessions ride on REALITY.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// One TCP + REALITY connection per session.
+    Raw,
+    /// Sessions as XHTTP requests on pooled h2 connections.
+    Xhttp {
+        options: XhttpClientOptions,
+        limits: PoolLimits,
+    },
+}
+
+impl Transport {
+    /// The pool limits this transport implies.
+    pub fn pool_limits(&self) -> PoolLimits {
+        match self {
+            Transport::Raw => PoolLimits::ONE_TUNNEL_PER_CONNECTION,
+            Transport::Xhttp { limits, .. } => *limits,
+        }
+    }
 }
 
 impl std::fmt::Debug for TunnelSettings {
@@ -59,6 +83,12 @@ impl TunnelSettings {
                 base: Duration::from_millis(c.retry_min_ms),
                 max: Duration::from_secs(c.retry_max_secs),
             },
+            transport: match c.transport {
+                TunnelTransport::Raw => Transport::Raw,
+                TunnelTransport::Xhttp => {
+                    xhttp_transport(&c.xhttp).ok_or_else(|| bad("xhttp", "has invalid settings"))?
+                }
+            },
         })
     }
 
@@ -69,6 +99,22 @@ impl TunnelSettings {
         r.offer_pq = self.offer_pq;
         r
     }
+}
+
+/// XHTTP options and pool limits from validated config; `None` if a value is
+/// out of range (validation reports which).
+fn xhttp_transport(x: &XhttpClientConfig) -> Option<Transport> {
+    let mode: XhttpMode = x.mode.parse().ok()?;
+    let mut options = XhttpClientOptions::new(x.path.clone(), mode);
+    options.host = (!x.host.is_empty()).then(|| x.host.clone());
+    let limits = PoolLimits {
+        max_connections: usize::try_from(x.max_connections).ok()?,
+        max_concurrency: u32::try_from(x.max_concurrency).ok()?,
+        max_reuse: u32::try_from(x.max_reuse).ok()?,
+        max_lifetime: Duration::from_secs(x.max_lifetime_secs),
+        ..PoolLimits::default()
+    };
+    Some(Transport::Xhttp { options, limits })
 }
 
 /// Parses a forward target, "host:port" or "[v6]:port", into a VLESS target.

@@ -21,6 +21,9 @@ pub struct PoolLimits {
     pub max_reuse: u32,
     /// Age after which a connection takes no new tunnel.
     pub max_lifetime: Duration,
+    /// A connection with no tunnel for this long is closed (Xray servers drop
+    /// idle connections after 300 s anyway).
+    pub max_idle: Duration,
 }
 
 impl PoolLimits {
@@ -31,6 +34,7 @@ impl PoolLimits {
         max_concurrency: 1,
         max_reuse: 1,
         max_lifetime: Duration::MAX,
+        max_idle: Duration::MAX,
     };
 }
 
@@ -43,6 +47,7 @@ impl Default for PoolLimits {
             max_concurrency: 16,
             max_reuse: 256,
             max_lifetime: Duration::from_secs(1800),
+            max_idle: Duration::from_secs(240),
         }
     }
 }

@@ -47,6 +47,8 @@ struct Entry<C> {
     id: ConnId,
     conn: C,
     born: Instant,
+    /// When its last tunnel ended (`None` while it carries one).
+    idle_since: Option<Instant>,
     active: u32,
     opened: u32,
     /// Takes no new tunnel (limits reached, or the connection failed).
@@ -110,6 +112,7 @@ impl<C> Pool<C> {
             .min_by_key(|e| e.active);
         if let Some(e) = pick {
             e.active += 1;
+            e.idle_since = None;
             e.opened += 1;
             if e.opened >= self.limits.max_reuse {
                 e.draining = true;
@@ -149,6 +152,7 @@ impl<C> Pool<C> {
             id,
             conn,
             born: now,
+            idle_since: None,
             active: 1,
             opened: 1,
             draining: self.limits.max_reuse <= 1,
@@ -179,14 +183,34 @@ impl<C> Pool<C> {
 
     /// A tunnel on `id` ended. Returns the connection when that was the last
     /// tunnel of a draining connection, for the caller to close.
-    pub fn release(&mut self, id: ConnId) -> Option<C> {
+    pub fn release(&mut self, id: ConnId, now: Instant) -> Option<C> {
         let i = self.entries.iter().position(|e| e.id == id)?;
         let e = &mut self.entries[i];
         e.active = e.active.saturating_sub(1);
-        if e.draining && e.active == 0 {
-            return Some(self.entries.swap_remove(i).conn);
+        if e.active == 0 {
+            if e.draining {
+                return Some(self.entries.swap_remove(i).conn);
+            }
+            e.idle_since = Some(now);
         }
         None
+    }
+
+    /// Removes connections that are too old or idle too long and carry no
+    /// tunnel; returns them for the caller to close. Run it now and then:
+    /// an idle connection is otherwise only looked at by the next checkout.
+    pub fn sweep(&mut self, now: Instant) -> Vec<C> {
+        self.mark_expired(now);
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries[i].draining && self.entries[i].active == 0 {
+                gone.push(self.entries.swap_remove(i).conn);
+            } else {
+                i += 1;
+            }
+        }
+        gone
     }
 
     /// The connection behind `id` broke (the peer closed it, a stream on it
@@ -202,16 +226,24 @@ impl<C> Pool<C> {
         None
     }
 
-    /// Idle connections that reached their age limit are dropped here;
-    /// busy ones stop taking tunnels.
+    /// Idle connections that reached their age or idle limit are dropped
+    /// here; busy ones stop taking tunnels.
     fn retire_aged(&mut self, now: Instant) {
-        let lifetime = self.limits.max_lifetime;
+        self.mark_expired(now);
+        self.entries.retain(|e| !(e.draining && e.active == 0));
+    }
+
+    fn mark_expired(&mut self, now: Instant) {
+        let (lifetime, max_idle) = (self.limits.max_lifetime, self.limits.max_idle);
         for e in &mut self.entries {
-            if now.saturating_duration_since(e.born) >= lifetime {
+            let old = now.saturating_duration_since(e.born) >= lifetime;
+            let idle = e
+                .idle_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= max_idle);
+            if old || idle {
                 e.draining = true;
             }
         }
-        self.entries.retain(|e| !(e.draining && e.active == 0));
     }
 }
 
@@ -225,6 +257,7 @@ mod tests {
             max_concurrency,
             max_reuse,
             max_lifetime: Duration::from_secs(100),
+            max_idle: Duration::from_secs(30),
         }
     }
 
@@ -247,7 +280,7 @@ mod tests {
         let (b, _) = p.connected("b", t0);
         assert_eq!(p.checkout(t0), Checkout::Reuse(b));
         assert_eq!(p.checkout(t0), Checkout::Full);
-        assert_eq!(p.release(a), None);
+        assert_eq!(p.release(a, t0), None);
         assert_eq!(p.checkout(t0), Checkout::Reuse(a));
         assert_eq!(p.connections(), 2);
     }
@@ -262,8 +295,8 @@ mod tests {
         // Two tunnels carried: `a` drains, and a new one may be dialled
         // although `max_connections` is 1.
         assert_eq!(p.checkout(t0), Checkout::Connect);
-        assert_eq!(p.release(a), None);
-        assert_eq!(p.release(a), Some("a"));
+        assert_eq!(p.release(a, t0), None);
+        assert_eq!(p.release(a, t0), Some("a"));
         assert_eq!(p.get(a), None);
     }
 
@@ -276,7 +309,7 @@ mod tests {
         }
         let (a, _) = p.connected((), t0);
         assert_eq!(p.checkout(t0), Checkout::Connect);
-        assert_eq!(p.release(a), Some(()));
+        assert_eq!(p.release(a, t0), Some(()));
     }
 
     #[test]
@@ -288,11 +321,11 @@ mod tests {
         let later = t0 + Duration::from_secs(100);
         assert_eq!(p.checkout(later), Checkout::Connect);
         // Its tunnel finishes; then it goes.
-        assert_eq!(p.release(a), Some("a"));
+        assert_eq!(p.release(a, t0), Some("a"));
 
         // An idle old connection is dropped at the next checkout.
         let (b, _) = p.connected("b", later);
-        assert_eq!(p.release(b), None);
+        assert_eq!(p.release(b, t0), None);
         assert_eq!(
             p.checkout(later + Duration::from_secs(100)),
             Checkout::Connect
@@ -331,6 +364,23 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_connection_is_swept() {
+        let t0 = Instant::now();
+        let mut p = Pool::new(limits(1, 10, 100), backoff());
+        assert_eq!(p.checkout(t0), Checkout::Connect);
+        let (a, _) = p.connected("a", t0);
+        assert_eq!(p.release(a, t0), None);
+        assert!(p.sweep(t0 + Duration::from_secs(29)).is_empty());
+        // Reused before the limit: the idle clock starts again.
+        assert_eq!(p.checkout(t0 + Duration::from_secs(29)), Checkout::Reuse(a));
+        let t1 = t0 + Duration::from_secs(40);
+        assert!(p.sweep(t1).is_empty(), "busy connections stay");
+        assert_eq!(p.release(a, t1), None);
+        assert_eq!(p.sweep(t1 + Duration::from_secs(30)), vec!["a"]);
+        assert_eq!(p.connections(), 0);
+    }
+
+    #[test]
     fn a_broken_connection_is_dropped_once_its_tunnels_end() {
         let t0 = Instant::now();
         let mut p = Pool::new(limits(1, 10, 100), backoff());
@@ -339,10 +389,10 @@ mod tests {
         assert_eq!(p.checkout(t0), Checkout::Reuse(a));
         assert_eq!(p.broken(a), None);
         assert_eq!(p.checkout(t0), Checkout::Connect);
-        assert_eq!(p.release(a), None);
-        assert_eq!(p.release(a), Some("a"));
+        assert_eq!(p.release(a, t0), None);
+        assert_eq!(p.release(a, t0), Some("a"));
         // Unknown ids are ignored.
-        assert_eq!(p.release(a), None);
+        assert_eq!(p.release(a, t0), None);
         assert_eq!(p.broken(a), None);
     }
 }
