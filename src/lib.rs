@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod front;
 pub mod server;
+pub mod sfu;
 pub mod telemetry;
 pub mod tunnel;
