@@ -3,4 +3,5 @@
 //! SFrame RTP with str0m. Being built; [`signal`] is the message set shared
 //! by the server, the load generator and the tests.
 
+pub mod api;
 pub mod signal;
