@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Tunnel benchmark: bulk download through REALITY + VLESS (raw TCP, no flow), the
-edge's tunnel client against Xray's, both talking to the same Xray 24.11.21 server.
+"""Tunnel benchmark: bulk download through REALITY + VLESS (no flow), raw and over XHTTP
+stream-up, the edge's tunnel client against Xray's, both talking to the same Xray
+24.11.21 server (one inbound per transport).
 
     loadgen bulk -> client (forward / dokodemo-door) -> Xray server -> bulk source
                     ^ CPU 0                             ^ CPU 1 with the source and loadgen
@@ -20,7 +21,7 @@ the limit and the client idles between bursts of data), and with a busy loop sha
 CPU 0 (the client gets about half of it and becomes the limit, so its CPU-seconds are
 spent on full batches: closer to its own cost per byte).
 
-Usage: scripts/bench_tunnel.py [--runs 3] [--duration 5] [--out FILE.md]
+Usage: scripts/bench_tunnel.py [--runs 3] [--duration 5] [--transports raw,xhttp] [--out FILE.md]
 Needs: taskset, openssl, python3, and Xray 24.11.21 at target/peers/xray (this script
 runs scripts/install-peers.sh if it is missing, and builds release `edge` and `loadgen`).
 """
@@ -50,6 +51,7 @@ SHORT_ID = "0123456789abcdef"
 # The edge picks one of these per node and UTC day; the server accepts them all.
 POOL = ["a.example.com", "b.example.com", "c.example.com"]
 CONNECTIONS = [1, 4]
+XHTTP_PATH = "/xh"
 CLIENT_CPU, SERVER_CPU = "0", "1"
 
 
@@ -128,24 +130,36 @@ def start_dest(d, procs):
     return port
 
 
+def stream_settings(transport, reality):
+    """Xray streamSettings for `transport` ("raw" or "xhttp" stream-up) with REALITY."""
+    st = {"network": transport, "security": "reality", "realitySettings": reality}
+    if transport == "xhttp":
+        st["xhttpSettings"] = {"path": XHTTP_PATH, "mode": "stream-up"}
+    return st
+
+
 def start_xray_server(d, procs, private_key, dest_port):
-    port = free_port()
+    """One Xray server process, one inbound per transport; returns (proc, {transport: port})."""
+    ports = {t: free_port() for t in ("raw", "xhttp")}
+    reality = {"dest": f"127.0.0.1:{dest_port}", "xver": 0, "serverNames": POOL,
+               "privateKey": private_key, "shortIds": [SHORT_ID]}
     cfg = {
         "log": {"loglevel": "warning"},
         "inbounds": [{
             "listen": "127.0.0.1", "port": port, "protocol": "vless",
             "settings": {"clients": [{"id": USER}], "decryption": "none"},
-            "streamSettings": {"network": "raw", "security": "reality", "realitySettings": {
-                "dest": f"127.0.0.1:{dest_port}", "xver": 0, "serverNames": POOL,
-                "privateKey": private_key, "shortIds": [SHORT_ID]}},
-        }],
+            "streamSettings": stream_settings(t, reality),
+        } for t, port in ports.items()],
         "outbounds": [{"protocol": "freedom"}],
     }
     (d / "xray-server.json").write_text(json.dumps(cfg, indent=1))
-    return procs.start("xray-server", SERVER_CPU, [XRAY, "run", "-c", d / "xray-server.json"], port), port
+    proc = procs.start("xray-server", SERVER_CPU, [XRAY, "run", "-c", d / "xray-server.json"],
+                       ports["raw"])
+    wait_port(ports["xhttp"])
+    return proc, ports
 
 
-def start_edge_client(d, procs, public_key, server_port, source_port):
+def start_edge_client(d, procs, public_key, server_port, source_port, transport):
     crt, key = make_cert(d)
     for name, data in (("session.key", os.urandom(48)), ("tunnel.uuid", USER.encode())):
         (d / name).write_bytes(data)
@@ -177,6 +191,10 @@ server = "127.0.0.1:{server_port}"
 public_key = "{public_key}"
 short_id = "{SHORT_ID}"
 uuid_file = "{d / 'tunnel.uuid'}"
+transport = "{transport}"
+[tunnel.client.xhttp]
+path = "{XHTTP_PATH}"
+mode = "stream-up"
 [[tunnel.forward]]
 listen = "127.0.0.1:{port}"
 target = "127.0.0.1:{source_port}"
@@ -184,7 +202,7 @@ target = "127.0.0.1:{source_port}"
     return procs.start("edge", CLIENT_CPU, [EDGE, "--cores", "1", "--config", d / "edge.toml"], port), port
 
 
-def start_xray_client(d, procs, public_key, server_port, source_port):
+def start_xray_client(d, procs, public_key, server_port, source_port, transport):
     port = free_port()
     cfg = {
         "log": {"loglevel": "warning"},
@@ -194,9 +212,9 @@ def start_xray_client(d, procs, public_key, server_port, source_port):
             "protocol": "vless",
             "settings": {"vnext": [{"address": "127.0.0.1", "port": server_port,
                                     "users": [{"id": USER, "encryption": "none"}]}]},
-            "streamSettings": {"network": "raw", "security": "reality", "realitySettings": {
+            "streamSettings": stream_settings(transport, {
                 "fingerprint": "chrome", "serverName": POOL[0], "publicKey": public_key,
-                "shortId": SHORT_ID}},
+                "shortId": SHORT_ID}),
         }],
     }
     (d / "xray-client.json").write_text(json.dumps(cfg, indent=1))
@@ -262,15 +280,16 @@ MODES = {"alone": "alone", "busy": "shared with a busy loop"}
 LABELS = {"edge": "edge", "xray": "Xray 24.11.21", "direct": "none (direct)"}
 
 
-def run_all(runs, duration, d, procs):
-    """Every measurement; returns {(mode, client, conns): [measure() dicts]}."""
+def run_all(runs, duration, d, procs, transports):
+    """Every measurement; returns {(transport, mode, client, conns): [measure() dicts]}
+    (transport "-" for the direct rows)."""
     results = {}
 
-    def record(run, mode, name, conns, m):
-        results.setdefault((mode, name, conns), []).append(m)
+    def record(run, transport, mode, name, conns, m):
+        results.setdefault((transport, mode, name, conns), []).append(m)
         tunnel = (f"{m['mb_per_cpu_s']:.0f} MB per client CPU-s, client {m['client_pct']:.0f} %, "
                   f"server {m['server_pct']:.0f} %, " if name != "direct" else "")
-        print(f"run {run + 1} {mode:5} {name:6} c={conns}: {m['mb_s']:.1f} MB/s, {tunnel}"
+        print(f"run {run + 1} {transport:5} {mode:5} {name:6} c={conns}: {m['mb_s']:.1f} MB/s, {tunnel}"
               f"source {m['source_pct']:.0f} %, loadgen {m['loadgen_pct']:.0f} %, "
               f"first byte {m['first_byte_ms']:.1f} / {m['first_byte_max_ms']:.1f} ms, "
               f"slowest/fastest connection {m['fair']:.2f}", file=sys.stderr)
@@ -280,53 +299,63 @@ def run_all(runs, duration, d, procs):
                                                 "--serve-bulk", source_port], source_port)
     private_key, public_key = reality_keys()
     dest_port = start_dest(d, procs)
-    server, server_port = start_xray_server(d, procs, private_key, dest_port)
+    server, server_ports = start_xray_server(d, procs, private_key, dest_port)
     starters = {"edge": start_edge_client, "xray": start_xray_client}
     for run in range(runs):
         for conns in CONNECTIONS:
-            record(run, "alone", "direct", conns,
+            record(run, "-", "alone", "direct", conns,
                    measure(source_port, conns, duration, d, {"source": source.pid}))
         for mode in MODES:
             spinner = (procs.start("busy", CLIENT_CPU, [sys.executable, "-c", "while True: pass"])
                        if mode == "busy" else None)
-            for name, starter in starters.items():
-                client, port = starter(d, procs, public_key, server_port, source_port)
-                try:
-                    pids = {"client": client.pid, "server": server.pid, "source": source.pid}
-                    for conns in CONNECTIONS:
-                        record(run, mode, name, conns, measure(port, conns, duration, d, pids))
-                finally:
-                    procs.stop(client)
+            for transport in transports:
+                for name, starter in starters.items():
+                    client, port = starter(d, procs, public_key, server_ports[transport],
+                                           source_port, transport)
+                    try:
+                        pids = {"client": client.pid, "server": server.pid, "source": source.pid}
+                        for conns in CONNECTIONS:
+                            record(run, transport, mode, name, conns,
+                                   measure(port, conns, duration, d, pids))
+                    finally:
+                        procs.stop(client)
             if spinner:
                 procs.stop(spinner)
     return results
 
 
-def render(results):
+def render(results, transports):
     def med(rows, key):
         return statistics.median(r[key] for r in rows)
 
-    lines = ["| CPU 0 | connections | client | MB/s | MB per client CPU-second | client CPU % "
-             "| Xray server CPU % | source CPU % | loadgen CPU % | CPU 1 total % "
+    lines = ["| transport | CPU 0 | connections | client | MB/s | MB per client CPU-second "
+             "| client CPU % | Xray server CPU % | source CPU % | loadgen CPU % | CPU 1 total % "
              "| first byte ms, p50 / max | slowest / fastest connection |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for mode, mode_label in MODES.items():
-        for conns in CONNECTIONS:
-            for name in ("edge", "xray", "direct"):
-                rows = results.get((mode, name, conns))
-                if not rows:
-                    continue
-                tunnel = name != "direct"
-                cells = [f"{med(rows, 'mb_s'):,.1f}",
-                         f"{med(rows, 'mb_per_cpu_s'):,.0f}" if tunnel else "—",
-                         f"{med(rows, 'client_pct'):.0f}" if tunnel else "—",
-                         f"{med(rows, 'server_pct'):.0f}" if tunnel else "—",
-                         f"{med(rows, 'source_pct'):.0f}",
-                         f"{med(rows, 'loadgen_pct'):.0f}",
-                         f"{med(rows, 'cpu1_pct'):.0f}",
-                         f"{med(rows, 'first_byte_ms'):.1f} / {med(rows, 'first_byte_max_ms'):.1f}",
-                         f"{med(rows, 'fair'):.2f}" if conns > 1 else "—"]
-                lines.append(f"| {mode_label} | {conns} | {LABELS[name]} | " + " | ".join(cells) + " |")
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows_order = [("-", "alone", c, "direct") for c in CONNECTIONS]
+    for transport in transports:
+        for mode in MODES:
+            for conns in CONNECTIONS:
+                for name in ("edge", "xray"):
+                    rows_order.append((transport, mode, conns, name))
+    for transport, mode, conns, name in rows_order:
+        mode_label = MODES[mode]
+        rows = results.get((transport, mode, name, conns))
+        if not rows:
+            continue
+        tunnel = name != "direct"
+        cells = [f"{med(rows, 'mb_s'):,.1f}",
+                 f"{med(rows, 'mb_per_cpu_s'):,.0f}" if tunnel else "—",
+                 f"{med(rows, 'client_pct'):.0f}" if tunnel else "—",
+                 f"{med(rows, 'server_pct'):.0f}" if tunnel else "—",
+                 f"{med(rows, 'source_pct'):.0f}",
+                 f"{med(rows, 'loadgen_pct'):.0f}",
+                 f"{med(rows, 'cpu1_pct'):.0f}",
+                 f"{med(rows, 'first_byte_ms'):.1f} / {med(rows, 'first_byte_max_ms'):.1f}",
+                 f"{med(rows, 'fair'):.2f}" if conns > 1 else "—"]
+        label = {"raw": "raw", "xhttp": "XHTTP stream-up", "-": "—"}[transport]
+        lines.append(f"| {label} | {mode_label} | {conns} | {LABELS[name]} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -335,6 +364,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--transports", default="raw,xhttp",
+                    help="comma-separated: raw, xhttp (stream-up)")
     ap.add_argument("--serve-bulk", type=int, metavar="PORT", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve_bulk:
@@ -349,12 +380,15 @@ def main():
     d = Path(tempfile.mkdtemp(prefix="bench-tunnel-"))
     procs = Procs(d)
     try:
-        results = run_all(a.runs, a.duration, d, procs)
+        transports = [t for t in a.transports.split(",") if t]
+        if not transports or any(t not in ("raw", "xhttp") for t in transports):
+            sys.exit("bench_tunnel: --transports takes raw and/or xhttp")
+        results = run_all(a.runs, a.duration, d, procs, transports)
     finally:
         procs.stop_all()
     # Kept (with every child's log) only when something above failed.
     shutil.rmtree(d)
-    table = render(results)
+    table = render(results, transports)
     print(table)
     if a.out:
         a.out.write_text(table + "\n")
