@@ -15,7 +15,7 @@ type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 const MAX_CTR_PLAINTEXT: u64 = (1 << 32) * 16;
 
 pub(crate) enum Aead {
-    Gcm(aead::LessSafeKey),
+    Gcm(Box<aead::LessSafeKey>),
     CtrHmac {
         enc_key: Zeroizing<[u8; 16]>,
         auth_key: hmac::Key,
@@ -35,7 +35,7 @@ impl Aead {
                     &aead::AES_256_GCM
                 };
                 let unbound = aead::UnboundKey::new(alg, key).expect("Nk matches the AEAD");
-                Aead::Gcm(aead::LessSafeKey::new(unbound))
+                Aead::Gcm(Box::new(aead::LessSafeKey::new(unbound)))
             }
             _ => {
                 let mut enc_key = Zeroizing::new([0u8; 16]);

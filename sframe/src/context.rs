@@ -219,7 +219,10 @@ mod tests {
             let (mut s, r) = pair(suite, 0x1234);
             for i in 0..3u64 {
                 let f = s.encrypt(0x1234, None, b"meta", b"hello frame").unwrap();
-                assert_eq!(f.len(), Header::new(0x1234, i).encoded_len() + 11 + suite.nt());
+                assert_eq!(
+                    f.len(),
+                    Header::new(0x1234, i).encoded_len() + 11 + suite.nt()
+                );
                 let (kid, ctr, pt) = r.decrypt(b"meta", &f).unwrap();
                 assert_eq!((kid, ctr, pt.as_slice()), (0x1234, i, &b"hello frame"[..]));
             }
@@ -279,10 +282,14 @@ mod tests {
         assert_eq!(r.decrypt(b"", &f).unwrap().1, u64::MAX - 1);
         assert_eq!(s.next_ctr(5), Ok(u64::MAX));
         let f = s.encrypt(5, None, b"", b"b").unwrap();
-        assert_eq!(f[..17], Header::new(5, u64::MAX).encode()[..]);
+        let header = Header::new(5, u64::MAX).encode();
+        assert_eq!(f[..header.len()], header[..]);
         assert_eq!(r.decrypt(b"", &f).unwrap(), (5, u64::MAX, b"b".to_vec()));
         assert_eq!(s.next_ctr(5), Err(Error::CounterExhausted(5)));
-        assert_eq!(s.encrypt(5, None, b"", b"c"), Err(Error::CounterExhausted(5)));
+        assert_eq!(
+            s.encrypt(5, None, b"", b"c"),
+            Err(Error::CounterExhausted(5))
+        );
         assert_eq!(
             s.encrypt(5, Some(u64::MAX), b"", b"c"),
             Err(Error::CounterExhausted(5))

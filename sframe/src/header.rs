@@ -122,10 +122,13 @@ mod tests {
         assert_eq!(Header::new(0, 0xff).encode(), [0x08, 0xff]);
         assert_eq!(Header::new(1, 0).encode(), [0x10]);
         assert_eq!(Header::new(7, 7).encode(), [0x77]);
-        assert_eq!(Header::new(8, 0).encode(), [0x80, 0x08, ]);
+        assert_eq!(Header::new(8, 0).encode(), [0x80, 0x08,]);
         let max = Header::new(u64::MAX, u64::MAX);
         assert_eq!(max.encoded_len(), MAX_HEADER_LEN);
-        assert_eq!(Header::decode(&max.encode()).unwrap(), (max, MAX_HEADER_LEN));
+        assert_eq!(
+            Header::decode(&max.encode()).unwrap(),
+            (max, MAX_HEADER_LEN)
+        );
     }
 
     #[test]
@@ -143,7 +146,7 @@ mod tests {
             Err(Error::TruncatedHeader { needed: 1, have: 0 })
         );
         // X=1 KID length 2, Y=1 CTR length 3: needs 1 + 2 + 3 bytes.
-        let full = [0x92, 0x01, 0x23, 0x01, 0x00, 0x00];
+        let full = [0x9a, 0x01, 0x23, 0x01, 0x00, 0x00];
         for cut in 1..full.len() {
             assert_eq!(
                 Header::decode(&full[..cut]),

@@ -132,7 +132,8 @@ impl std::fmt::Debug for RatchetSender {
 ///
 /// Keeps the current step's key plus up to `keep_old` earlier steps (for
 /// reordered frames), all within one 2^R window so their KIDs differ. A frame
-/// with any other step of the same generation is taken as newer: the
+/// with any other step of the same generation (or one matching a kept old
+/// step whose key fails to authenticate it) is taken as newer: the
 /// receiver ratchets forward (at most `max_ahead` steps) and commits the new
 /// step only if the frame authenticates.
 pub struct RatchetReceiver {
@@ -213,8 +214,14 @@ impl RatchetReceiver {
         if low == self.step & mask {
             return open(&self.current);
         }
+        // A kept older step with these low bits is tried first; if it does not
+        // authenticate, the frame may be from a newer step that wrapped the
+        // R-bit field onto the same value, so fall through and try that.
         if let Some((_, m)) = self.old.iter().find(|(s, _)| s & mask == low) {
-            return open(m);
+            match open(m) {
+                Err(Error::AuthenticationFailed) => {}
+                done => return done,
+            }
         }
         let ahead = low.wrapping_sub(self.step) & mask;
         if ahead > self.max_ahead {
@@ -223,7 +230,10 @@ impl RatchetReceiver {
                 limit: self.max_ahead,
             });
         }
-        let new_step = self.step.checked_add(ahead).ok_or(Error::RatchetExhausted)?;
+        let new_step = self
+            .step
+            .checked_add(ahead)
+            .ok_or(Error::RatchetExhausted)?;
         // Walk forward tentatively; commit only after the frame authenticates.
         let mut base = next_base_key(self.suite, &self.base_key);
         let mut skipped = Vec::new();
@@ -262,7 +272,10 @@ impl std::fmt::Debug for RatchetReceiver {
             .field("r_bits", &self.r_bits)
             .field("kid", &self.kid())
             .field("step", &self.step)
-            .field("old_steps", &self.old.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+            .field(
+                "old_steps",
+                &self.old.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -330,7 +343,9 @@ mod tests {
         // Late frame from step 0 still decrypts from the kept key.
         assert_eq!(rx.decrypt(b"", &f0).unwrap().2, b"step0");
 
-        // Skip two steps at once, wrapping the 2-bit step field (1 -> 3 -> 0 mod 4).
+        // Skip three steps at once, wrapping the 2-bit step field (1 -> 4 = 0 mod 4).
+        // Step 4's KID equals kept step 0's; step 0's key fails, so the
+        // receiver tries the forward interpretation.
         tx.ratchet().unwrap();
         let f2 = tx.encrypt(b"", b"step2").unwrap();
         tx.ratchet().unwrap();
