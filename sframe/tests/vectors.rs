@@ -20,6 +20,7 @@ struct SframeVector {
     base_key: String,
     sframe_key_label: String,
     sframe_salt_label: String,
+    sframe_secret: String,
     sframe_key: String,
     sframe_salt: String,
     metadata: String,
@@ -105,6 +106,20 @@ fn sframe_vectors_all_suites() {
             salt_label(v.kid, suite),
             h(&v.sframe_salt_label),
             "suite {id} salt label"
+        );
+
+        // sframe_secret = HKDF-Extract("", base_key) = HMAC-Hash(key = "", base_key);
+        // checked independently, since ring keeps its PRK opaque.
+        let alg = if suite.nh() == 64 {
+            ring::hmac::HMAC_SHA512
+        } else {
+            ring::hmac::HMAC_SHA256
+        };
+        let secret = ring::hmac::sign(&ring::hmac::Key::new(alg, &[]), &base_key);
+        assert_eq!(
+            secret.as_ref(),
+            h(&v.sframe_secret),
+            "suite {id} sframe_secret"
         );
 
         let m = KeyMaterial::derive(suite, v.kid, &base_key);
