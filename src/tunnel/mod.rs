@@ -12,3 +12,4 @@ pub mod settings;
 pub mod sni;
 pub mod splice;
 pub mod vless;
+pub mod vlessenc;
