@@ -147,11 +147,7 @@ impl Aead {
             return Err(OpenError);
         }
         self.key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                sealed,
-            )
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), sealed)
             .map_err(|_| OpenError)
     }
 
@@ -183,10 +179,7 @@ mod tests {
         let mut one = [0u8; 12];
         one[11] = 1;
         let mut copy = out.clone();
-        assert_eq!(
-            b.open_in_place_with(one, &mut copy, b"").unwrap(),
-            b"hello"
-        );
+        assert_eq!(b.open_in_place_with(one, &mut copy, b"").unwrap(), b"hello");
         let mut zero = out.clone();
         assert!(b.open_in_place_with([0; 12], &mut zero, b"").is_err());
     }

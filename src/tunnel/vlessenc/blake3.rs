@@ -294,7 +294,10 @@ mod tests {
     #[test]
     fn official_derive_key_vectors() {
         let mut checked = 0;
-        for line in VECTORS.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in VECTORS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let (len, want) = line.split_once(' ').unwrap();
             let len: usize = len.parse().unwrap();
             let got = derive_key(CONTEXT.as_bytes(), &official_input(len));

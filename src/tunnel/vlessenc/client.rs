@@ -133,7 +133,7 @@ impl AwaitServerHello {
     /// Consumes the first [`SERVER_HELLO_LEN`] bytes of the server hello.
     /// A `0rtt` client caches the ticket when the server gave it a lifetime.
     pub fn finish(
-        mut self,
+        self,
         input: &[u8; SERVER_HELLO_LEN],
         tickets: &ClientTickets,
     ) -> Result<Session, Error> {

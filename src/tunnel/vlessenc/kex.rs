@@ -60,7 +60,9 @@ pub fn mlkem_decapsulate(
     ct: &[u8],
 ) -> Result<Zeroizing<[u8; 32]>, Error> {
     if ct.len() != MLKEM_CT_LEN {
-        return Err(Error::Handshake("ML-KEM-768 ciphertext has the wrong length"));
+        return Err(Error::Handshake(
+            "ML-KEM-768 ciphertext has the wrong length",
+        ));
     }
     let ss = dk
         .decapsulate_slice(ct)

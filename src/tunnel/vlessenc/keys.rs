@@ -360,7 +360,10 @@ mod tests {
     fn ticket_lifetimes() {
         let pair = KeyPair::x25519().unwrap();
         let parse = |t: &str| ServerKeys::parse(&pair.server_config(t)).map(|k| k.tickets);
-        assert_eq!(parse("300-600s").unwrap(), TicketLifetime { from: 300, to: 600 });
+        assert_eq!(
+            parse("300-600s").unwrap(),
+            TicketLifetime { from: 300, to: 600 }
+        );
         assert_eq!(parse("0s").unwrap(), TicketLifetime { from: 0, to: 0 });
         assert!(!parse("0s").unwrap().enabled());
         assert!(parse("abc").is_err());
@@ -411,14 +414,18 @@ mod tests {
             pair.client, pair.client
         )))
         .contains("relay chains are not supported"));
-        assert!(msg(ClientKeys::parse("mlkem768x25519plus.native.2rtt.AAAAAAAAAAAAAAAAAAAAAAAA")).contains("0rtt or 1rtt"));
+        assert!(msg(ClientKeys::parse(
+            "mlkem768x25519plus.native.2rtt.AAAAAAAAAAAAAAAAAAAAAAAA"
+        ))
+        .contains("0rtt or 1rtt"));
         assert!(msg(ClientKeys::parse("none")).contains("must look like"));
         assert!(msg(ClientKeys::parse(
             "mlkem768x25519plus.native.0rtt.AAAAAAAAAAAAAAAAAAAAAAAA"
         ))
         .contains("18 bytes"));
-        // A server key in a client string is the wrong length for a client.
-        assert!(ClientKeys::parse(&pair.server_config("0rtt")).is_err());
+        // An ML-KEM seed (64 B) is a server key, not a client key.
+        let seed = KeyPair::mlkem768().unwrap();
+        assert!(ClientKeys::parse(&seed.server_config("0rtt")).is_err());
         // An invalid ML-KEM encapsulation key (coefficients ≥ q).
         let bad_ek = URL_SAFE_NO_PAD.encode([0xffu8; MLKEM_EK_LEN]);
         assert!(msg(ClientKeys::parse(&format!(

@@ -93,9 +93,7 @@ impl PaddingSpec {
                 from: num(parts[1])?,
                 to: num(parts[2])?,
             };
-            if i == 0
-                && (item.prob < 100 || item.from < MIN_FIRST_LEN || item.to < MIN_FIRST_LEN)
-            {
+            if i == 0 && (item.prob < 100 || item.from < MIN_FIRST_LEN || item.to < MIN_FIRST_LEN) {
                 return Err(format!(
                     "first padding item {s:?}: prob must be 100 and lengths at least {MIN_FIRST_LEN}"
                 ));
@@ -196,11 +194,26 @@ mod tests {
         assert_eq!(
             spec.lens,
             vec![
-                Item { prob: 100, from: 111, to: 1111 },
-                Item { prob: 50, from: 0, to: 3333 }
+                Item {
+                    prob: 100,
+                    from: 111,
+                    to: 1111
+                },
+                Item {
+                    prob: 50,
+                    from: 0,
+                    to: 3333
+                }
             ]
         );
-        assert_eq!(spec.gaps, vec![Item { prob: 75, from: 0, to: 111 }]);
+        assert_eq!(
+            spec.gaps,
+            vec![Item {
+                prob: 75,
+                from: 0,
+                to: 111
+            }]
+        );
         assert_eq!(PaddingSpec::parse("").unwrap(), spec);
     }
 

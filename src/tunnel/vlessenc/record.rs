@@ -90,7 +90,10 @@ impl Sender {
 
     /// One record of `plaintext` (≤ 8192 bytes).
     pub fn seal_record(&mut self, plaintext: &[u8], out: &mut Vec<u8>) {
-        assert!(plaintext.len() <= MAX_PLAINTEXT, "record plaintext too long");
+        assert!(
+            plaintext.len() <= MAX_PLAINTEXT,
+            "record plaintext too long"
+        );
         if !self.pre_write.is_empty() {
             out.append(&mut self.pre_write);
         }
@@ -117,7 +120,10 @@ enum Stage {
     /// Client 1-RTT: the server's sealed padding of this many bytes.
     PeerPadding(usize),
     Header,
-    Body { header: [u8; HEADER_LEN], len: usize },
+    Body {
+        header: [u8; HEADER_LEN],
+        len: usize,
+    },
 }
 
 /// The receiving half: asks for exact-size units ([`Receiver::wants`]) and
@@ -155,7 +161,12 @@ impl Receiver {
     }
 
     /// Client 1-RTT: the server's padding (`len` sealed bytes) comes first.
-    pub fn after_padding(aead: Aead, united_key: UnitedKey, cipher: Cipher, len: usize) -> Receiver {
+    pub fn after_padding(
+        aead: Aead,
+        united_key: UnitedKey,
+        cipher: Cipher,
+        len: usize,
+    ) -> Receiver {
         Receiver {
             stage: Stage::PeerPadding(len),
             ..Receiver::records(aead, united_key, cipher)
@@ -282,6 +293,9 @@ mod tests {
         let mut out = Vec::new();
         while !wire.is_empty() {
             let n = r.wants();
+            if n > wire.len() {
+                return Err(Error::Record("truncated"));
+            }
             let mut unit = wire[..n].to_vec();
             wire = &wire[n..];
             if let Some(p) = r.input(&mut unit)? {

@@ -47,7 +47,11 @@ struct Nfs {
 }
 
 /// Opens the first [`first_len`] bytes.
-pub fn read_first(keys: &ServerKeys, tickets: &ServerTickets, input: &[u8]) -> Result<ServerFirst, Error> {
+pub fn read_first(
+    keys: &ServerKeys,
+    tickets: &ServerTickets,
+    input: &[u8],
+) -> Result<ServerFirst, Error> {
     if input.len() != first_len(keys) {
         return Err(Error::Handshake("first read of the wrong size"));
     }
@@ -232,9 +236,8 @@ impl AwaitKeyExchange {
         }
 
         let plan = keys.padding.plan()?;
-        let mut hello = Vec::with_capacity(
-            pfs_public.len() + TAG_LEN + SEALED_TICKET_LEN + plan.total,
-        );
+        let mut hello =
+            Vec::with_capacity(pfs_public.len() + TAG_LEN + SEALED_TICKET_LEN + plan.total);
         // The one explicit nonce: the nfs counter stays at 2 for the
         // client's padding (nonces 3 and 4).
         self.nfs

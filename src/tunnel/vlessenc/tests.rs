@@ -64,7 +64,11 @@ impl Drop for End {
 }
 
 impl AsyncRead for End {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let mut p = self.rx.borrow_mut();
         if p.buf.is_empty() {
             if p.closed {
@@ -83,7 +87,11 @@ impl AsyncRead for End {
 }
 
 impl AsyncWrite for End {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut p = self.tx.borrow_mut();
         if p.closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
@@ -121,7 +129,11 @@ struct Tamper<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tamper<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let n = std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let (at, pos) = (self.at, self.pos);
         if (pos..pos + n).contains(&at) {
@@ -133,7 +145,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tamper<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Tamper<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -163,14 +179,18 @@ fn setup(pair: KeyPair, ticket: &str, rtt: &str) -> Setup {
 }
 
 fn sha256(data: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
 }
 
 /// Handshake both ways, send `up` client→server and `down` back, check.
 fn round_trip(s: &Setup, up: &[u8], down: &[u8]) {
     let (c_io, s_io) = duplex(4096);
     let client = async {
-        let mut c = client_handshake(c_io, &s.client, &s.client_tickets).await.unwrap();
+        let mut c = client_handshake(c_io, &s.client, &s.client_tickets)
+            .await
+            .unwrap();
         c.write_all(up).await.unwrap();
         c.flush().await.unwrap();
         let mut got = vec![0u8; down.len()];
@@ -178,7 +198,9 @@ fn round_trip(s: &Setup, up: &[u8], down: &[u8]) {
         got
     };
     let server = async {
-        let mut srv = server_handshake(s_io, &s.server, &s.server_tickets).await.unwrap();
+        let mut srv = server_handshake(s_io, &s.server, &s.server_tickets)
+            .await
+            .unwrap();
         let mut got = vec![0u8; up.len()];
         srv.read_exact(&mut got).await.unwrap();
         srv.write_all(down).await.unwrap();
@@ -191,7 +213,9 @@ fn round_trip(s: &Setup, up: &[u8], down: &[u8]) {
 }
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[test]
@@ -233,13 +257,17 @@ fn record_boundaries() {
     let (c_io, s_io) = duplex(1 << 16);
     block_on(zip(
         async {
-            let mut c = client_handshake(c_io, &s.client, &s.client_tickets).await.unwrap();
+            let mut c = client_handshake(c_io, &s.client, &s.client_tickets)
+                .await
+                .unwrap();
             assert_eq!(c.write(&[]).await.unwrap(), 0);
             c.write_all(b"x").await.unwrap();
             c.close().await.unwrap();
         },
         async {
-            let mut srv = server_handshake(s_io, &s.server, &s.server_tickets).await.unwrap();
+            let mut srv = server_handshake(s_io, &s.server, &s.server_tickets)
+                .await
+                .unwrap();
             let mut all = Vec::new();
             srv.read_to_end(&mut all).await.unwrap();
             assert_eq!(all, b"x");
@@ -266,7 +294,9 @@ fn zero_rtt_with_ticket_from_one_rtt() {
 
     block_on(zip(
         async {
-            let mut srv = server_handshake(s_io, &s.server, &s.server_tickets).await.unwrap();
+            let mut srv = server_handshake(s_io, &s.server, &s.server_tickets)
+                .await
+                .unwrap();
             let mut got = [0u8; 10];
             srv.read_exact(&mut got).await.unwrap();
             assert_eq!(&got, b"early data");
@@ -290,13 +320,17 @@ fn zero_rtt_client_may_read_first() {
     let (c_io, s_io) = duplex(1 << 16);
     block_on(zip(
         async {
-            let mut c = client_handshake(c_io, &s.client, &s.client_tickets).await.unwrap();
+            let mut c = client_handshake(c_io, &s.client, &s.client_tickets)
+                .await
+                .unwrap();
             let mut got = [0u8; 5];
             c.read_exact(&mut got).await.unwrap();
             assert_eq!(&got, b"hello");
         },
         async {
-            let mut srv = server_handshake(s_io, &s.server, &s.server_tickets).await.unwrap();
+            let mut srv = server_handshake(s_io, &s.server, &s.server_tickets)
+                .await
+                .unwrap();
             srv.write_all(b"hello").await.unwrap();
         },
     ));
@@ -334,7 +368,10 @@ fn unknown_ticket_means_new_handshake() {
     let e = client.unwrap_err();
     assert!(is_new_handshake_needed(&e), "{e}");
     assert_eq!(e.to_string(), "new handshake needed");
-    assert!(server.unwrap_err().to_string().contains("unknown or expired"));
+    assert!(server
+        .unwrap_err()
+        .to_string()
+        .contains("unknown or expired"));
     assert!(!s.client_tickets.has_ticket());
     // The next connection does 1-RTT and gets a new ticket.
     round_trip(&s, b"fresh", b"ok");
@@ -402,7 +439,10 @@ fn zero_rtt_refused_when_tickets_are_off() {
             r.map(drop)
         },
     ));
-    assert!(server.unwrap_err().to_string().contains("0-RTT is not allowed"));
+    assert!(server
+        .unwrap_err()
+        .to_string()
+        .contains("0-RTT is not allowed"));
     assert!(client.is_err());
 }
 
@@ -444,9 +484,31 @@ fn wrong_server_key_fails_cleanly() {
 fn tampered_exchange(s: &Setup, to_server: bool, at: usize) {
     let (c_io, s_io) = duplex(1 << 16);
     let (c_io, s_io) = if to_server {
-        (Tamper { inner: c_io, at: usize::MAX, pos: 0 }, Tamper { inner: s_io, at, pos: 0 })
+        (
+            Tamper {
+                inner: c_io,
+                at: usize::MAX,
+                pos: 0,
+            },
+            Tamper {
+                inner: s_io,
+                at,
+                pos: 0,
+            },
+        )
     } else {
-        (Tamper { inner: c_io, at, pos: 0 }, Tamper { inner: s_io, at: usize::MAX, pos: 0 })
+        (
+            Tamper {
+                inner: c_io,
+                at,
+                pos: 0,
+            },
+            Tamper {
+                inner: s_io,
+                at: usize::MAX,
+                pos: 0,
+            },
+        )
     };
     let up = bytes(300, 7);
     let down = bytes(200, 8);
@@ -477,6 +539,9 @@ fn tampered_exchange(s: &Setup, to_server: bool, at: usize) {
             r
         },
     ));
+    if std::env::var_os("VLESSENC_TRACE").is_some() {
+        eprintln!("tamper {at} to_server={to_server}: client {client:?} server {server:?}");
+    }
     assert!(
         client.is_err() || server.is_err(),
         "tampering byte {at} (to_server {to_server}) went unnoticed"
