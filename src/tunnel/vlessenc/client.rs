@@ -40,13 +40,16 @@ pub enum ClientStart {
     /// Send `flight`, then read [`SERVER_HELLO_LEN`] bytes into `hello`.
     OneRtt {
         flight: Flight,
-        hello: AwaitServerHello,
+        hello: Box<AwaitServerHello>,
     },
     /// Ready: the hello is the session's pre-write, sent with the first
     /// record. If the server answers with something that is not a record,
     /// the receiver reports [`Error::NewHandshakeNeeded`] and the caller
     /// should [`ClientTickets::forget`] `ticket`.
-    ZeroRtt { session: Session, ticket: Ticket },
+    ZeroRtt {
+        session: Box<Session>,
+        ticket: Ticket,
+    },
 }
 
 /// State between the client hello and the server hello.
@@ -103,7 +106,10 @@ pub fn start(keys: &ClientKeys, tickets: &ClientTickets) -> Result<ClientStart, 
                 sender: Sender::new(send, united.clone(), cipher, hello),
                 receiver: Receiver::zero_rtt_client(united, cipher),
             };
-            return Ok(ClientStart::ZeroRtt { session, ticket });
+            return Ok(ClientStart::ZeroRtt {
+                session: Box::new(session),
+                ticket,
+            });
         }
     }
 
@@ -117,7 +123,7 @@ pub fn start(keys: &ClientKeys, tickets: &ClientTickets) -> Result<ClientStart, 
     seal_padding(&mut nfs, &mut hello, plan.total);
     Ok(ClientStart::OneRtt {
         flight: Flight::new(hello, &plan),
-        hello: AwaitServerHello {
+        hello: Box::new(AwaitServerHello {
             nfs,
             nfs_key,
             mlkem: Box::new(dk),
@@ -125,7 +131,7 @@ pub fn start(keys: &ClientKeys, tickets: &ClientTickets) -> Result<ClientStart, 
             pfs_public,
             cipher,
             keep_ticket: keys.zero_rtt,
-        },
+        }),
     })
 }
 

@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn flight_fragments_cover_everything() {
         let plan = PaddingPlan {
-            total: 40 + 0 + 7,
+            total: 47,
             lens: vec![40, 0, 7],
             gaps: vec![Duration::from_millis(3), Duration::from_millis(4)],
         };

@@ -120,7 +120,7 @@ impl std::fmt::Debug for AwaitTicket {
 #[derive(Debug)]
 pub enum TicketOutcome {
     /// Ready: the server random is the session's pre-write.
-    Accepted(Session),
+    Accepted(Box<Session>),
     /// Unknown or expired: write `noise` (1279–2279 random bytes that a
     /// client cannot take for a record) and close; the client then drops
     /// its ticket and reports "new handshake needed".
@@ -155,10 +155,10 @@ impl AwaitTicket {
         let server_random = random::array::<SERVER_RANDOM_LEN>()?;
         let send = Aead::new(&server_random, &united[..], cipher);
         let peer = Aead::new(input, &united[..], cipher);
-        Ok(TicketOutcome::Accepted(Session {
+        Ok(TicketOutcome::Accepted(Box::new(Session {
             sender: Sender::new(send, united.clone(), cipher, server_random.to_vec()),
             receiver: Receiver::records(peer, united, cipher),
-        }))
+        })))
     }
 }
 

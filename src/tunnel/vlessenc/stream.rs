@@ -38,7 +38,7 @@ where
     match client::start(keys, tickets)? {
         ClientStart::ZeroRtt { session, ticket } => Ok(VlessEncStream::new(
             io,
-            session,
+            *session,
             Some((tickets.clone(), ticket)),
         )),
         ClientStart::OneRtt { flight, hello } => {
@@ -72,7 +72,7 @@ where
             let mut sealed = [0u8; AwaitTicket::LEN];
             io.read_exact(&mut sealed).await?;
             match await_ticket.finish(&sealed, tickets)? {
-                TicketOutcome::Accepted(session) => Ok(VlessEncStream::new(io, session, None)),
+                TicketOutcome::Accepted(session) => Ok(VlessEncStream::new(io, *session, None)),
                 TicketOutcome::Unknown { noise } => {
                     io.write_all(&noise).await?;
                     io.flush().await?;
