@@ -117,6 +117,8 @@ pub struct VlessEncStream<S> {
     plain: (usize, usize),
     /// Client 0-RTT: the ticket to drop if the server did not know it.
     zero_rtt: Option<(ClientTickets, Ticket)>,
+    /// Client 0-RTT: a read sends the pending hello first.
+    hello_before_read: bool,
     read_failed: Option<io::ErrorKind>,
 }
 
@@ -141,6 +143,7 @@ impl<S> VlessEncStream<S> {
             in_lo: 0,
             in_hi: 0,
             plain: (0, 0),
+            hello_before_read: zero_rtt.is_some(),
             zero_rtt,
             read_failed: None,
         }
@@ -221,9 +224,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for VlessEncStream<S> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        // A 0-RTT hello (or server random) must not wait for a first write
-        // that may only come after this read: send it alone now.
-        if !this.sender.pending_pre_write().is_empty() {
+        // A client's 0-RTT hello must not wait for a first write that may
+        // only come after this read: send it alone now. (A server's 0-RTT
+        // random waits for its first record, as in Xray.)
+        if this.hello_before_read && !this.sender.pending_pre_write().is_empty() {
             let pre = this.sender.take_pre_write();
             this.out.extend_from_slice(&pre);
         }
