@@ -14,5 +14,6 @@ pub mod settings;
 pub mod sni;
 pub mod splice;
 pub mod vless;
+pub mod vlessenc;
 pub mod xhttp;
 pub mod xhttp_server;
