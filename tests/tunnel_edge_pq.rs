@@ -66,6 +66,7 @@ impl World {
             deadlines: Deadlines::default(),
             stats: ServerStats::default(),
             transport: Default::default(),
+            decryption: None,
         };
         let edge = EdgeServer::start(cfg);
         World {

@@ -64,6 +64,7 @@ fn world() -> World {
         stats: ServerStats::default(),
         // The server accepts every mode ("auto"), as a core inbound would.
         transport: ServerTransport::xhttp(XhttpServerOptions::new("/xh")),
+        decryption: None,
     };
     let edge = EdgeServer::start(cfg);
     World {

@@ -49,6 +49,7 @@ fn config(dest: SocketAddr, secret: x25519_dalek::StaticSecret, uuid: Uuid) -> R
         deadlines: Deadlines::default(),
         stats: ServerStats::default(),
         transport: ServerTransport::xhttp(XhttpServerOptions::new(PATH)),
+        decryption: None,
     }
 }
 

@@ -60,6 +60,7 @@ impl World {
             deadlines,
             stats: ServerStats::default(),
             transport: Default::default(),
+            decryption: None,
         };
         let edge = EdgeServer::start(cfg);
         World {

@@ -83,6 +83,7 @@ const TUNNEL_CLIENT: &[Field] = &[
     f("retry_min_ms", Kind::UInt),
     f("retry_max_secs", Kind::UInt),
     f("transport", Kind::OneOf(TRANSPORTS)),
+    f("encryption", Kind::Str),
     f("xhttp", Kind::Table(XHTTP_CLIENT)),
 ];
 const TRANSPORTS: &[&str] = &["raw", "xhttp"];

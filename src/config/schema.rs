@@ -267,6 +267,9 @@ pub struct TunnelClientConfig {
     pub retry_max_secs: u64,
     /// How VLESS rides on REALITY: straight on the TLS stream, or inside XHTTP (h2).
     pub transport: TunnelTransport,
+    /// VLESS Encryption toward the core (Xray's client `encryption`): "none", or
+    /// "mlkem768x25519plus.native.<0rtt|1rtt>.[padding.]<server public key>".
+    pub encryption: String,
     /// XHTTP settings (used when `transport = "xhttp"`).
     pub xhttp: XhttpClientConfig,
 }
@@ -328,6 +331,7 @@ impl Default for TunnelClientConfig {
             retry_min_ms: 500,
             retry_max_secs: 60,
             transport: TunnelTransport::Raw,
+            encryption: "none".to_owned(),
             xhttp: XhttpClientConfig::default(),
         }
     }

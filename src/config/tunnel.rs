@@ -9,6 +9,7 @@ use base64::Engine as _;
 use super::problem::ConfigProblem;
 use super::schema::{TunnelConfig, XhttpClientConfig};
 use super::secret::{check_secret_file_mode, io_problem};
+use crate::tunnel::vlessenc::ClientKeys;
 
 /// Parses "x.y.z" (each 0..=255), the version bytes of the REALITY auth block.
 pub fn parse_client_version(s: &str) -> Option<[u8; 3]> {
@@ -145,6 +146,15 @@ pub(super) fn check(t: &TunnelConfig, out: &mut Vec<ConfigProblem>) {
             ));
         }
         xhttp(&c.xhttp, out);
+        if c.encryption != "none" {
+            if let Err(e) = ClientKeys::parse(&c.encryption) {
+                out.push(ConfigProblem::new(
+                    "tunnel.client.encryption",
+                    e.to_string(),
+                    "use \"none\" or the core's client string (mlkem768x25519plus.native.0rtt.<key>)",
+                ));
+            }
+        }
         if c.uuid_file.as_os_str().is_empty() {
             out.push(ConfigProblem::new(
                 "tunnel.client.uuid_file",

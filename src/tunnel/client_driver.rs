@@ -114,7 +114,7 @@ pub async fn connect(
 /// TCP to `server`, then the REALITY handshake to its end: the part of a tunnel that the raw
 /// VLESS client and the XHTTP client share. On success the server has proven it holds the
 /// REALITY key for this connection; nothing has been sent inside TLS yet.
-pub(crate) async fn reality_handshake(
+pub async fn reality_handshake(
     server: SocketAddr,
     reality: &RealityClientConfig,
 ) -> Result<TlsConn<TcpStream, ClientConnection>, ConnectError> {
@@ -180,6 +180,14 @@ impl Default for ResponseHeader {
 }
 
 impl ResponseHeader {
+    /// A stream with no response header to strip (not VLESS at this layer).
+    pub(crate) fn none() -> Self {
+        ResponseHeader {
+            done: true,
+            ..ResponseHeader::default()
+        }
+    }
+
     /// Whether the whole header has been read.
     pub(crate) fn is_done(&self) -> bool {
         self.done

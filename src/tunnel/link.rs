@@ -22,6 +22,8 @@ use super::pool::{Checkout, ConnId, Health, Pool, Transition};
 use super::settings::Transport;
 use super::settings::TunnelSettings;
 use super::vless::Target;
+use super::vless_stream::open_vless;
+use super::vlessenc::{client_handshake, ClientTickets};
 use super::xhttp::XhttpConnection;
 use crate::front::driver::within;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
@@ -62,6 +64,9 @@ pub struct CoreLink {
     metrics: Rc<ShardMetrics>,
     pool: RefCell<Pool<PooledConn>>,
     rng: SystemRandom,
+    /// The shard's VLESS Encryption 0-RTT ticket (one cache per shard, as
+    /// per Xray client instance).
+    tickets: ClientTickets,
 }
 
 impl fmt::Debug for CoreLink {
@@ -85,6 +90,7 @@ impl CoreLink {
             metrics,
             pool: RefCell::new(pool),
             rng: SystemRandom::new(),
+            tickets: ClientTickets::new(),
         });
         if matches!(link.settings.transport, Transport::Xhttp { .. }) {
             glommio::spawn_local(sweep_idle(Rc::downgrade(&link))).detach();
@@ -108,13 +114,13 @@ impl CoreLink {
             let step = self.pool.borrow_mut().checkout(now);
             match step {
                 Checkout::Connect => return self.dial(target, deadline).await,
-                Checkout::Reuse(id) => {
-                    if let Some(session) = self.reuse(id, &target).await {
-                        return Ok(session);
-                    }
+                Checkout::Reuse(id) => match self.reuse(id, &target).await {
+                    Ok(session) => return Ok(session),
+                    Err(Some(e)) => return Err(e),
                     // That connection is gone: look again (it no longer
                     // counts against the limits).
-                }
+                    Err(None) => {}
+                },
                 Checkout::Backoff(at) if at <= deadline => {
                     glommio::timer::sleep(at.saturating_duration_since(now)).await;
                 }
@@ -146,15 +152,22 @@ impl CoreLink {
         let limit = deadline.saturating_duration_since(Instant::now());
         let server = self.settings.server;
         let uuid = self.settings.uuid;
+        let encryption = self.settings.encryption.as_ref();
         let dialed = within(limit, async {
-            match &self.settings.transport {
-                Transport::Raw => client_driver::connect(server, &reality, uuid, target)
+            match (&self.settings.transport, encryption) {
+                (Transport::Raw, None) => client_driver::connect(server, &reality, uuid, target)
                     .await
                     .map(|s| (PooledConn::Raw, Box::new(s) as CoreStream)),
-                Transport::Xhttp { options, .. } => {
+                (Transport::Raw, Some(keys)) => {
+                    let tls = client_driver::reality_handshake(server, &reality).await?;
+                    let enc = client_handshake(tls, keys, &self.tickets).await?;
+                    let stream = open_vless(enc, uuid, target).await?;
+                    Ok((PooledConn::Raw, Box::new(stream) as CoreStream))
+                }
+                (Transport::Xhttp { options, .. }, _) => {
                     let conn = Rc::new(XhttpConnection::connect(server, &reality, options).await?);
-                    let stream = conn.open(uuid, target).await?;
-                    Ok((PooledConn::Xhttp(conn), Box::new(stream) as CoreStream))
+                    let stream = self.xhttp_session(&conn, target).await?;
+                    Ok((PooledConn::Xhttp(conn), stream))
                 }
             }
         })
@@ -193,32 +206,57 @@ impl CoreLink {
     /// Opens a session on pooled connection `id` (already reserved by the
     /// checkout). `None` if the connection turned out dead: it is marked
     /// broken and the reservation given back.
-    async fn reuse(self: &Rc<Self>, id: ConnId, target: &Target) -> Option<Session> {
+    /// `Err(None)`: the connection is dead (marked broken, reservation given
+    /// back), try another. `Err(Some(_))`: the connection is fine but this
+    /// session failed (e.g. a 0-RTT ticket the core forgot).
+    async fn reuse(
+        self: &Rc<Self>,
+        id: ConnId,
+        target: &Target,
+    ) -> Result<Session, Option<LinkError>> {
         let conn = match self.pool.borrow().get(id) {
             Some(PooledConn::Xhttp(c)) if !c.is_closed() => Some(c.clone()),
             _ => None,
-        };
-        let opened = match conn {
-            Some(c) => c.open(self.settings.uuid, target.clone()).await.ok(),
-            None => None,
         };
         let lease = Lease {
             link: self.clone(),
             id,
         };
+        let opened = match &conn {
+            Some(c) => Some(self.xhttp_session(c, target.clone()).await),
+            None => None,
+        };
         match opened {
-            Some(stream) => {
+            Some(Ok(stream)) => {
                 self.metrics.inc(Metric::TunnelReused);
-                Some(Session {
-                    stream: Box::new(stream),
-                    lease,
-                })
+                Ok(Session { stream, lease })
             }
-            None => {
+            Some(Err(e)) if conn.as_ref().is_some_and(|c| !c.is_closed()) => {
+                Err(Some(LinkError::Dial(e)))
+            }
+            _ => {
                 tracing::debug!("pooled connection to the core has closed; not reusing it");
                 let _gone = self.pool.borrow_mut().broken(id);
                 drop(lease);
-                None
+                Err(None)
+            }
+        }
+    }
+
+    /// One session on an XHTTP connection: VLESS right on the XHTTP stream,
+    /// or VLESS inside VLESS Encryption inside it.
+    async fn xhttp_session(
+        &self,
+        conn: &XhttpConnection,
+        target: Target,
+    ) -> io::Result<CoreStream> {
+        let uuid = self.settings.uuid;
+        match &self.settings.encryption {
+            None => Ok(Box::new(conn.open(uuid, target).await?)),
+            Some(keys) => {
+                let bare = conn.open_bare().await?;
+                let enc = client_handshake(bare, keys, &self.tickets).await?;
+                Ok(Box::new(open_vless(enc, uuid, target).await?))
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod settings;
 pub mod sni;
 pub mod splice;
 pub mod vless;
+pub mod vless_stream;
 pub mod vlessenc;
 pub mod xhttp;
 pub mod xhttp_server;

@@ -51,6 +51,9 @@ use crate::tunnel::splice::{
     splice_with_idle, splice_with_limits, IdleLimits, SpliceCounters, SpliceEnd,
 };
 use crate::tunnel::vless::{authorize, Address, Command, Decoded, Request, Target};
+use crate::tunnel::vlessenc::{
+    server_handshake, Error as VlessEncError, ServerKeys, ServerTickets,
+};
 use crate::tunnel::xhttp_server::{serve_xhttp, XhttpServer, XhttpServerOptions};
 
 pub use response_header::WithResponseHeader;
@@ -102,6 +105,25 @@ pub struct RealityServerConfig {
     pub stats: ServerStats,
     /// What runs inside TLS: VLESS directly, or VLESS over XHTTP.
     pub transport: ServerTransport,
+    /// VLESS Encryption between the transport and VLESS (Xray's
+    /// `decryption`); `None` is Xray's "none".
+    pub decryption: Option<Decryption>,
+}
+
+/// The inbound's VLESS Encryption: its key and its 0-RTT ticket cache.
+#[derive(Debug)]
+pub struct Decryption {
+    pub keys: ServerKeys,
+    pub tickets: ServerTickets,
+}
+
+impl Decryption {
+    /// From Xray's `decryption` string (`mlkem768x25519plus.native.…`).
+    pub fn parse(config: &str) -> Result<Decryption, VlessEncError> {
+        let keys = ServerKeys::parse(config)?;
+        let tickets = ServerTickets::new(keys.tickets);
+        Ok(Decryption { keys, tickets })
+    }
 }
 
 /// The inbound's transport (Xray's `streamSettings.network`).
@@ -230,6 +252,16 @@ async fn tunnel(
         }
         return;
     }
+    if cfg.decryption.is_some() {
+        // VLESS Encryption runs inside TLS: finish TLS, then the shared path.
+        let done = within(cfg.deadlines.handshake, tls.flush()).await;
+        count_handshake(&cfg, &tls);
+        match done {
+            Some(Ok(())) => serve_vless(tls, &cfg, peer).await,
+            Some(Err(_)) | None => cfg.stats.tls_failed(),
+        }
+        return;
+    }
     let opened = within(cfg.deadlines.handshake, open_request(&mut tls)).await;
     count_handshake(&cfg, &tls);
     if let Some((request, payload)) = settle(&cfg, opened) {
@@ -273,7 +305,36 @@ fn settle(cfg: &RealityServerConfig, opened: Opened) -> Option<(Request, Vec<u8>
 /// `deadlines.handshake`, authorizes, refuses flows and Mux, resolves,
 /// connects and splices, counting every outcome in `cfg.stats`.
 /// `peer` only feeds (masked) logs.
-pub async fn serve_vless<S>(mut stream: S, cfg: &RealityServerConfig, peer: Option<SocketAddr>)
+pub async fn serve_vless<S>(stream: S, cfg: &RealityServerConfig, peer: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(dec) = &cfg.decryption else {
+        return serve_plain_vless(stream, cfg, peer).await;
+    };
+    let opened = within(
+        cfg.deadlines.handshake,
+        server_handshake(stream, &dec.keys, &dec.tickets),
+    )
+    .await;
+    match opened {
+        Some(Ok(inner)) => {
+            cfg.stats.vlessenc(inner.resumed());
+            serve_plain_vless(inner, cfg, peer).await
+        }
+        // Not a client holding our key, a replay, or a forgotten ticket
+        // (its noise is already written): say nothing more and close, as
+        // for any other refused request.
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "VLESS Encryption handshake refused");
+            refuse(cfg, VlessRefusal::Encryption);
+        }
+        None => refuse(cfg, VlessRefusal::Encryption),
+    }
+}
+
+/// [`serve_vless`] once any VLESS Encryption is peeled off.
+async fn serve_plain_vless<S>(mut stream: S, cfg: &RealityServerConfig, peer: Option<SocketAddr>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

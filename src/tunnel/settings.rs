@@ -10,6 +10,7 @@ use super::pool::{Backoff, PoolLimits};
 use super::reality::auth::{parse_short_id, ShortId};
 use super::reality::client::RealityClientConfig;
 use super::vless::{Address, Target};
+use super::vlessenc::ClientKeys;
 use super::xhttp::{XhttpClientOptions, XhttpMode};
 use crate::config::tunnel::{load_uuid_file, parse_client_version, parse_public_key};
 use crate::config::{ConfigProblem, TunnelClientConfig, TunnelTransport, XhttpClientConfig};
@@ -26,6 +27,8 @@ pub struct TunnelSettings {
     /// Waits between failed dials.
     pub backoff: Backoff,
     pub transport: Transport,
+    /// VLESS Encryption toward the core; `None` is "none".
+    pub encryption: Option<ClientKeys>,
 }
 
 /// How sessions ride on REALITY.
@@ -87,6 +90,14 @@ impl TunnelSettings {
                 TunnelTransport::Raw => Transport::Raw,
                 TunnelTransport::Xhttp => {
                     xhttp_transport(&c.xhttp).ok_or_else(|| bad("xhttp", "has invalid settings"))?
+                }
+            },
+            encryption: match c.encryption.as_str() {
+                "none" => None,
+                s => {
+                    Some(ClientKeys::parse(s).map_err(|_| {
+                        bad("encryption", "is not a VLESS Encryption client string")
+                    })?)
                 }
             },
         })

@@ -66,14 +66,18 @@ pub enum VlessRefusal {
     Flow,
     /// Mux.Cool: not served here.
     Mux,
+    /// The VLESS Encryption handshake failed (wrong key, replay, unknown
+    /// ticket, garbage).
+    Encryption,
 }
 
 impl VlessRefusal {
-    pub const ALL: [VlessRefusal; 4] = [
+    pub const ALL: [VlessRefusal; 5] = [
         VlessRefusal::Malformed,
         VlessRefusal::UnknownUser,
         VlessRefusal::Flow,
         VlessRefusal::Mux,
+        VlessRefusal::Encryption,
     ];
 
     pub fn label(self) -> &'static str {
@@ -82,6 +86,7 @@ impl VlessRefusal {
             VlessRefusal::UnknownUser => "unknown_user",
             VlessRefusal::Flow => "flow",
             VlessRefusal::Mux => "mux",
+            VlessRefusal::Encryption => "encryption",
         }
     }
 
@@ -106,6 +111,8 @@ pub struct ServerStats {
     bytes_down: Cell<u64>,
     xhttp_sessions: Cell<u64>,
     xhttp_rejected: Cell<u64>,
+    vlessenc_full: Cell<u64>,
+    vlessenc_resumed: Cell<u64>,
 }
 
 fn bump(cell: &Cell<u64>, by: u64) {
@@ -170,6 +177,19 @@ impl ServerStats {
         bump(&self.xhttp_rejected, 1);
     }
 
+    /// A VLESS Encryption handshake succeeded: a full key exchange (1-RTT)
+    /// or a resumed ticket (0-RTT).
+    pub fn vlessenc(&self, resumed: bool) {
+        bump(
+            if resumed {
+                &self.vlessenc_resumed
+            } else {
+                &self.vlessenc_full
+            },
+            1,
+        );
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             fallbacks: FallbackCause::all()
@@ -190,6 +210,8 @@ impl ServerStats {
             bytes_down: self.bytes_down.get(),
             xhttp_sessions: self.xhttp_sessions.get(),
             xhttp_rejected: self.xhttp_rejected.get(),
+            vlessenc_full: self.vlessenc_full.get(),
+            vlessenc_resumed: self.vlessenc_resumed.get(),
         }
     }
 }
@@ -215,6 +237,10 @@ pub struct StatsSnapshot {
     pub xhttp_sessions: u64,
     /// XHTTP requests answered with an error status.
     pub xhttp_rejected: u64,
+    /// VLESS Encryption handshakes: full key exchanges (1-RTT) …
+    pub vlessenc_full: u64,
+    /// … and resumed tickets (0-RTT).
+    pub vlessenc_resumed: u64,
 }
 
 impl StatsSnapshot {

@@ -72,7 +72,11 @@ where
             let mut sealed = [0u8; AwaitTicket::LEN];
             io.read_exact(&mut sealed).await?;
             match await_ticket.finish(&sealed, tickets)? {
-                TicketOutcome::Accepted(session) => Ok(VlessEncStream::new(io, *session, None)),
+                TicketOutcome::Accepted(session) => {
+                    let mut stream = VlessEncStream::new(io, *session, None);
+                    stream.resumed = true;
+                    Ok(stream)
+                }
                 TicketOutcome::Unknown { noise } => {
                     io.write_all(&noise).await?;
                     io.flush().await?;
@@ -120,6 +124,8 @@ pub struct VlessEncStream<S> {
     /// Client 0-RTT: a read sends the pending hello first.
     hello_before_read: bool,
     read_failed: Option<io::ErrorKind>,
+    /// This session resumed a ticket (0-RTT) rather than a full exchange.
+    resumed: bool,
 }
 
 impl<S> std::fmt::Debug for VlessEncStream<S> {
@@ -144,9 +150,16 @@ impl<S> VlessEncStream<S> {
             in_hi: 0,
             plain: (0, 0),
             hello_before_read: zero_rtt.is_some(),
+            resumed: zero_rtt.is_some(),
             zero_rtt,
             read_failed: None,
         }
+    }
+
+    /// Whether the session resumed a ticket (0-RTT) instead of a full
+    /// key exchange (1-RTT). For counters and tests.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     /// The underlying stream (to drain or close after an error).

@@ -309,11 +309,27 @@ impl XhttpConnection {
         }
         .encode(&mut header)
         .map_err(ConnectError::from)?;
+        self.open_session(Some(Bytes::from(header))).await
+    }
 
+    /// Opens an XHTTP session that carries bytes as they are: no VLESS
+    /// request is written and no response header stripped. For a layer that
+    /// runs between XHTTP and VLESS (VLESS Encryption), which then carries
+    /// the VLESS request itself.
+    pub async fn open_bare(&self) -> io::Result<XhttpStream> {
+        self.open_session(None).await
+    }
+
+    /// `open` and `open_bare`: `vless` is the request header to send first,
+    /// and whether a response header is to be stripped.
+    async fn open_session(&self, vless: Option<Bytes>) -> io::Result<XhttpStream> {
+        let strip_response = vless.is_some();
         let mut sender = self.sender.clone();
         sender.ready().await.map_err(XhttpError::Closed)?;
         let (uplink, reader) = pipe(UPLINK_PIPE_BYTES);
-        uplink.push_first(Bytes::from(header));
+        if let Some(header) = vless {
+            uplink.push_first(header);
+        }
         let session = session_id(self.requests.random()?);
         let requests = &self.requests;
 
@@ -356,7 +372,11 @@ impl XhttpConnection {
             mode: self.mode,
             uplink,
             downlink,
-            header: ResponseHeader::default(),
+            header: if strip_response {
+                ResponseHeader::default()
+            } else {
+                ResponseHeader::none()
+            },
             upload,
             upload_error: None,
             _sender: sender,
