@@ -219,3 +219,207 @@ async fn write_out<S: AsyncWrite + Unpin>(s: &mut Session, io: &mut S) -> bool {
         Some(Ok(()))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! The driver over a real loopback socket on a glommio executor, with a fake `Rooms`
+    //! for the success path (the str0m rooms are tested on their own).
+
+    use std::io::{Read, Write};
+    use std::net::TcpStream as StdTcpStream;
+    use std::sync::mpsc;
+
+    use glommio::net::TcpListener;
+    use shards::shutdown::Shutdown;
+
+    use super::*;
+    use crate::sfu::signal::ServerMsg;
+    use crate::sfu::ws::{encode_client_frame, Opcode};
+
+    /// Joins everyone, answers "v=0 answer", tells the joiner it is in and records calls.
+    #[derive(Default)]
+    struct FakeRooms {
+        calls: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl Rooms for FakeRooms {
+        fn join(
+            &mut self,
+            room: &str,
+            peer: &str,
+            _offer: &str,
+            outbox: Rc<dyn Outbox>,
+            _now: Instant,
+        ) -> Result<String, JoinRefusal> {
+            self.calls.borrow_mut().push(format!("join {room} {peer}"));
+            outbox.push(Outgoing::Msg(ServerMsg::Joined {
+                peer: peer.into(),
+                peers: vec!["bob".into()],
+            }));
+            Ok("v=0 answer".into())
+        }
+        fn answer(&mut self, _: &str, _: &str, _: &str, _: Instant) -> Result<(), CloseCode> {
+            Ok(())
+        }
+        fn set_layer(&mut self, _: &str, _: &str, _: &str, _: Rid) {}
+        fn leave(&mut self, room: &str, peer: &str, _: Instant) {
+            self.calls.borrow_mut().push(format!("leave {room} {peer}"));
+        }
+    }
+
+    /// Reads one unmasked server frame: (opcode, payload).
+    fn read_frame(s: &mut StdTcpStream) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                s.read_exact(&mut b).unwrap();
+                u16::from_be_bytes(b) as usize
+            }
+            127 => panic!("unexpectedly large frame"),
+            n => n as usize,
+        };
+        let mut p = vec![0u8; len];
+        s.read_exact(&mut p).unwrap();
+        (h[0] & 0x0f, p)
+    }
+
+    fn text(s: &mut StdTcpStream) -> String {
+        let (op, p) = read_frame(s);
+        assert_eq!(op, 1, "{p:?}");
+        String::from_utf8(p).unwrap()
+    }
+
+    fn close_code(s: &mut StdTcpStream) -> u16 {
+        let (op, p) = read_frame(s);
+        assert_eq!(op, 8);
+        u16::from_be_bytes([p[0], p[1]])
+    }
+
+    fn send(s: &mut StdTcpStream, op: Opcode, payload: &[u8]) {
+        s.write_all(&encode_client_frame(op, true, payload, [9, 8, 7, 6]))
+            .unwrap();
+    }
+
+    /// Runs one session on a glommio shard against `client`, which gets the port.
+    fn run(
+        client: impl FnOnce(u16, Shutdown) + Send + 'static,
+        initial: Vec<u8>,
+    ) -> (Vec<String>, Snapshot) {
+        let (port_tx, port_rx) = mpsc::channel();
+        let shutdown = Shutdown::new(Duration::from_secs(2));
+        let sd = shutdown.clone();
+        let client = std::thread::spawn(move || client(port_rx.recv().unwrap(), sd));
+        let out = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .spawn(move || async move {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                let stream = listener.accept().await.unwrap();
+                let calls = Rc::new(RefCell::new(Vec::new()));
+                let metrics = Rc::new(ShardMetrics::default());
+                let sfu = Rc::new(SfuShard {
+                    index: 0,
+                    shards: 1,
+                    secret: Arc::new(Secret::from_bytes(vec![1; 32])),
+                    rooms: Rc::new(RefCell::new(FakeRooms {
+                        calls: calls.clone(),
+                    })),
+                    timeouts: Timeouts::default(),
+                    metrics: metrics.clone(),
+                    conns: ConnTracker::default(),
+                    shutdown: shutdown.handle(),
+                    bus: None,
+                    server_header: None,
+                });
+                run_session(sfu.clone(), stream, initial, "r1".into(), "alice".into()).await;
+                assert_eq!(sfu.conns.active(), 0);
+                let v = calls.borrow().clone();
+                (v, metrics.snapshot())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        client.join().unwrap();
+        out
+    }
+
+    use crate::telemetry::metrics::Snapshot;
+
+    fn value(s: &Snapshot, m: Metric) -> u64 {
+        s.values[m as usize]
+    }
+
+    #[test]
+    fn a_participant_joins_pings_and_leaves() {
+        // The offer arrives in the same read as the upgrade request (pipelined).
+        let offer = encode_client_frame(
+            Opcode::Text,
+            true,
+            br#"{"type":"offer","sdp":"v=0 offer"}"#,
+            [1, 2, 3, 4],
+        );
+        let (calls, m) = run(
+            |port, _| {
+                let mut s = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                assert_eq!(text(&mut s), r#"{"type":"answer","sdp":"v=0 answer"}"#);
+                assert_eq!(
+                    text(&mut s),
+                    r#"{"type":"joined","peer":"alice","peers":["bob"]}"#
+                );
+                send(&mut s, Opcode::Text, br#"{"type":"ping"}"#);
+                assert_eq!(text(&mut s), r#"{"type":"pong"}"#);
+                send(&mut s, Opcode::Ping, b"x");
+                assert_eq!(read_frame(&mut s), (0xA, b"x".to_vec()));
+                send(&mut s, Opcode::Text, br#"{"type":"leave"}"#);
+                assert_eq!(close_code(&mut s), 1000);
+                send(&mut s, Opcode::Close, &1000u16.to_be_bytes());
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+                assert!(rest.is_empty());
+            },
+            offer,
+        );
+        assert_eq!(calls, ["join r1 alice", "leave r1 alice"]);
+        assert_eq!(value(&m, Metric::SfuClose1000), 1);
+        assert_eq!(value(&m, Metric::SfuSessions), 0);
+    }
+
+    #[test]
+    fn a_drain_closes_with_1001_and_leaves_the_room() {
+        let (calls, m) = run(
+            |port, shutdown| {
+                let mut s = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                send(&mut s, Opcode::Text, br#"{"type":"offer","sdp":"o"}"#);
+                text(&mut s);
+                text(&mut s);
+                shutdown.trigger();
+                assert_eq!(close_code(&mut s), 1001);
+            },
+            Vec::new(),
+        );
+        assert_eq!(calls, ["join r1 alice", "leave r1 alice"]);
+        assert_eq!(value(&m, Metric::SfuClose1001), 1);
+    }
+
+    #[test]
+    fn a_vanished_client_leaves_the_room() {
+        let (calls, m) = run(
+            |port, _| {
+                let mut s = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                send(&mut s, Opcode::Text, br#"{"type":"offer","sdp":"o"}"#);
+                text(&mut s);
+                text(&mut s);
+                drop(s);
+            },
+            Vec::new(),
+        );
+        assert_eq!(calls, ["join r1 alice", "leave r1 alice"]);
+        assert_eq!(value(&m, Metric::SfuCloseOther), 0);
+        assert_eq!(value(&m, Metric::SfuClose1000), 0);
+    }
+}
