@@ -138,7 +138,7 @@ pub async fn run_session<S>(
 {
     let _guard = sfu.conns.enter();
     sfu.metrics.inc(Metric::SfuSessions);
-    let _gauge = Gauge(sfu.metrics.clone());
+    let gauge = Gauge(sfu.metrics.clone());
     // The shard index is the evidence of ownership; room and peer ids are never logged.
     tracing::debug!(shard = sfu.index, "signalling session started");
 
@@ -195,11 +195,13 @@ pub async fn run_session<S>(
             }
         }
     }
-    let _ = crate::front::driver::within(CLOSE_TIMEOUT, io.close()).await;
+    // Counted before the socket is closed, so whoever sees the socket end sees the counts.
     if let Some(code) = s.sent_close() {
         sfu.metrics.inc(Metric::sfu_close(code));
     }
+    drop(gauge);
     tracing::debug!(shard = sfu.index, code = ?s.sent_close(), "signalling session ended");
+    let _ = crate::front::driver::within(CLOSE_TIMEOUT, io.close()).await;
 }
 
 /// Writes every queued frame. `false` if the socket failed or stalled.
