@@ -354,7 +354,7 @@ mod tests {
         let exp = NOW + 100;
         for payload in [
             "not json".to_owned(),
-            format!(r#"{{"room":"room-1","sub":"a"}}"#),
+            r#"{"room":"room-1","sub":"a"}"#.to_owned(),
             format!(r#"{{"room":"room-1","exp":{exp}}}"#),
             format!(r#"{{"sub":"a","exp":{exp}}}"#),
             format!(r#"{{"room":"room-1","sub":"","exp":{exp}}}"#),
@@ -364,7 +364,7 @@ mod tests {
             ),
             format!(r#"{{"room":"room-1","sub":"a\n","exp":{exp}}}"#),
             format!(r#"{{"room":"room-1","sub":"a","exp":"{exp}"}}"#),
-            format!(r#"{{"room":"room-1","sub":"a","exp":-1}}"#),
+            r#"{"room":"room-1","sub":"a","exp":-1}"#.to_owned(),
             format!(r#"{{"room":"room-1","sub":"a","exp":{exp}.5}}"#),
             format!(r#"{{"room":1,"sub":"a","exp":{exp}}}"#),
         ] {

@@ -39,6 +39,9 @@ pub struct HandedSignalling {
 }
 
 /// What became of a connection's first request.
+// Returned once per connection and destructured at once; boxing the stream would cost an
+// allocation on every partner-route connection for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum FirstRequest {
     /// The connection was upgraded (and served or handed over), or it ended.
     Taken,
