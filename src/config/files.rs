@@ -21,6 +21,11 @@ pub(super) fn check(config: &Config, out: &mut Vec<ConfigProblem>) {
             out.push(problem);
         }
     }
+    if let Some(path) = &config.sfu.secret_file {
+        if let Err(problem) = secret::load_secret(Some(path), None, "sfu") {
+            out.push(problem);
+        }
+    }
     cover_dir(&config.front.cover_dir, out);
 }
 

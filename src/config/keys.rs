@@ -105,6 +105,12 @@ const TUNNEL: &[Field] = &[
     f("forward", Kind::TableList(FORWARD)),
 ];
 
+const SFU: &[Field] = &[
+    f("secret_file", Kind::Str),
+    f("max_participants", Kind::UInt),
+    f("offer_timeout_secs", Kind::UInt),
+];
+
 /// The top level of the config file.
 pub(super) const ROOT: &[Field] = &[
     f("node", Kind::Table(NODE)),
@@ -114,6 +120,7 @@ pub(super) const ROOT: &[Field] = &[
     f("shutdown", Kind::Table(SHUTDOWN)),
     f("log", Kind::Table(LOG)),
     f("tunnel", Kind::Table(TUNNEL)),
+    f("sfu", Kind::Table(SFU)),
 ];
 
 /// `prefix.name`, or `name` at the top level.

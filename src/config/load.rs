@@ -103,6 +103,9 @@ fn resolve(config: &mut Config, base_dir: &Path) {
     if let Some(client) = &mut config.tunnel.client {
         rebase(&mut client.uuid_file, base_dir);
     }
+    if let Some(path) = &mut config.sfu.secret_file {
+        rebase(path, base_dir);
+    }
 }
 
 fn rebase(path: &mut PathBuf, base_dir: &Path) {

@@ -11,6 +11,7 @@ mod problem;
 mod redacted;
 mod schema;
 mod secret;
+mod sfu;
 mod shape;
 mod suggest;
 pub mod tunnel;
@@ -24,7 +25,7 @@ pub use policy::CoverPolicy;
 pub use problem::{ConfigErrors, ConfigProblem};
 pub use schema::{
     AdminConfig, CertConfig, Config, ForwardConfig, FrontConfig, FrontLimits, LogConfig, LogFormat,
-    NodeConfig, RuntimeConfig, SessionConfig, ShutdownConfig, TunnelClientConfig, TunnelConfig,
-    TunnelTransport, XhttpClientConfig,
+    NodeConfig, RuntimeConfig, SessionConfig, SfuConfig, ShutdownConfig, TunnelClientConfig,
+    TunnelConfig, TunnelTransport, XhttpClientConfig,
 };
 pub use secret::{check_secret_file_mode, load_secret, Secret, MIN_SECRET_BYTES};

@@ -24,6 +24,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub tunnel: TunnelConfig,
+    pub sfu: SfuConfig,
 }
 
 /// Who this node is.
@@ -352,6 +353,36 @@ impl Default for ForwardConfig {
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
             target: String::new(),
         }
+    }
+}
+
+/// Group calls: signalling authentication and room limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SfuConfig {
+    /// The HS256 key room tokens are signed with (0600, at least 32 bytes). Unset: the
+    /// `/sfu/ws/` route is off (a dev node uses a random key per run instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    /// Participants per room, 1..=6.
+    pub max_participants: u64,
+    /// Seconds from the WebSocket upgrade to the client's first offer.
+    pub offer_timeout_secs: u64,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            secret_file: None,
+            max_participants: 6,
+            offer_timeout_secs: 30,
+        }
+    }
+}
+
+impl SfuConfig {
+    pub fn offer_timeout(&self) -> Duration {
+        Duration::from_secs(self.offer_timeout_secs)
     }
 }
 

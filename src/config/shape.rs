@@ -254,6 +254,7 @@ mod tests {
         });
         config.tunnel.client = Some(Default::default());
         config.tunnel.forward.push(Default::default());
+        config.sfu.secret_file = Some(PathBuf::from("/sfu"));
         let text = toml::to_string(&config).expect("serialises");
         let (_, report) = check_text(&text);
         assert!(report.problems.is_empty(), "{:?}", report.problems);

@@ -33,6 +33,7 @@ impl Config {
         log_level(&self.log.level, &mut out);
         sni_pool(&self.tunnel.sni_pool, &mut out);
         super::tunnel::check(&self.tunnel, &mut out);
+        super::sfu::check(&self.sfu, &mut out);
         files::check(self, &mut out);
         if out.is_empty() {
             Ok(())
@@ -42,7 +43,7 @@ impl Config {
     }
 }
 
-fn in_range(
+pub(super) fn in_range(
     out: &mut Vec<ConfigProblem>,
     key: &str,
     value: u64,

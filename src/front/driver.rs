@@ -25,6 +25,9 @@ use super::http::Site;
 use super::io::{Activity, Linger, Prefixed};
 use super::route::{Route, Router, Sniff};
 use crate::config::FrontLimits;
+use crate::sfu::front_route::{is_sfu_path, FirstAnswer};
+use crate::sfu::signalling::SfuShard;
+use crate::sfu::upgrade::{self, FirstRequest};
 use crate::telemetry::metrics::{Metric, ShardMetrics};
 use crate::telemetry::redact::mask_socket_addr;
 
@@ -37,6 +40,8 @@ pub struct FrontShard {
     pub limits: FrontLimits,
     pub metrics: Rc<ShardMetrics>,
     pub conns: ConnTracker,
+    /// Group-call signalling (`/sfu/ws/`), when a room-token key is configured.
+    pub sfu: Option<Rc<SfuShard>>,
 }
 
 /// Runs `fut` until it finishes or `dur` passes.
@@ -146,7 +151,18 @@ async fn connection(front: Rc<FrontShard>, mut stream: TcpStream, shutdown: Shut
     };
     front.metrics.inc(Metric::TlsOk);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    http(front, route, tls, h2, shutdown).await;
+    // The signalling upgrade is judged before hyper (see `sfu::front_route` for why);
+    // everything else reaches hyper with the bytes read replayed.
+    let (tls, first) = match (&front.sfu, route, h2) {
+        (Some(sfu), Route::Partner, false) => {
+            match upgrade::first_request(sfu, tls, &front.limits).await {
+                FirstRequest::Taken => return,
+                FirstRequest::Serve(tls, first) => (tls, first),
+            }
+        }
+        _ => (Prefixed::new(Vec::new(), tls), None),
+    };
+    http(front, route, tls, h2, first, shutdown).await;
 }
 
 /// Reads until the first bytes decide the route. `None` if the peer went away.
@@ -197,8 +213,14 @@ where
     }
 }
 
-async fn http<T>(front: Rc<FrontShard>, route: Route, tls: T, h2: bool, shutdown: ShutdownHandle)
-where
+async fn http<T>(
+    front: Rc<FrontShard>,
+    route: Route,
+    tls: T,
+    h2: bool,
+    first: Option<FirstAnswer>,
+    shutdown: ShutdownHandle,
+) where
     T: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
 {
     let (io, last) = Activity::new(tls);
@@ -206,12 +228,23 @@ where
     let site = front.site.clone();
     let served = Rc::new(std::cell::Cell::new(0u64));
     let max_requests = front.limits.max_requests_per_conn;
-    let svc = service_fn(move |req| {
+    let first = std::cell::Cell::new(first);
+    let sfu_on = front.sfu.is_some();
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let site = site.clone();
         let n = served.get() + 1;
         served.set(n);
+        // Only the route's own judgement of a first request upgrades; any other request
+        // for it (a later one on this connection, or over h2) is a stranger's.
+        let judged = first.take();
+        let cover_only = sfu_on && is_sfu_path(req.uri().path());
         async move {
-            let mut resp = site.handle(route, req).await;
+            let mut resp = match judged {
+                Some(FirstAnswer::Status(status)) => upgrade::judged_response(&site, status),
+                Some(FirstAnswer::Cover) => site.handle(Route::Default, req).await,
+                None if cover_only => site.handle(Route::Default, req).await,
+                None => site.handle(route, req).await,
+            };
             if !h2 && n >= max_requests {
                 // nginx's keepalive_requests: the last allowed request closes the connection.
                 resp.headers_mut().insert(

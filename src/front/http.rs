@@ -65,6 +65,12 @@ impl Site {
         self.respond(route, &parts)
     }
 
+    /// An error page for a request the caller has already judged (e.g. a group-call
+    /// token that is ours but refused), with the usual headers and counting.
+    pub fn status_page(&self, status: StatusCode) -> Response<Bytes> {
+        self.finish(errors::page(status, None, self.server_name()))
+    }
+
     /// The answer for a request whose body has been dealt with.
     pub fn respond(&self, route: Route, parts: &http::request::Parts) -> Response<Bytes> {
         let resp = self.decide(route, parts);

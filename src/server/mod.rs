@@ -17,6 +17,8 @@ use crate::config::{self, Config};
 use crate::front::cover::CoverSite;
 use crate::front::probe::{Classifier, Policy, SessionKeys};
 use crate::front::tls::{self, CertSet, TlsSetupError};
+use crate::sfu::signalling::RoomsHook;
+use crate::sfu::upgrade::HandedSignalling;
 use crate::telemetry::metrics::Snapshot;
 use crate::tunnel::settings::{parse_target, TunnelSettings};
 use crate::tunnel::vless::Target;
@@ -29,6 +31,9 @@ pub enum ShardMsg {
     Certs(Arc<CertSet>),
     /// The tunnel's daily SNI pick changed: new tunnel sessions use this name.
     Sni(Arc<str>),
+    /// A group-call signalling socket, upgraded on another shard, for the shard that owns
+    /// its room (registration: once per participant, never per message).
+    Signalling(Box<HandedSignalling>),
 }
 
 /// Why the node could not start. Each names what to fix.
@@ -74,6 +79,10 @@ pub struct Shared {
     pub forwards: Vec<(SocketAddr, Target)>,
     /// Sockets holding ports chosen for port 0 (see `resolve_port`).
     pub port_holds: Vec<socket2::Socket>,
+    /// The group-call room-token key; `None` turns the `/sfu/ws/` route off.
+    pub sfu_secret: Option<Arc<config::Secret>>,
+    /// Builds each shard's rooms; `None` = every join is refused (`NoRooms`).
+    pub rooms_hook: Option<RoomsHook>,
 }
 
 /// Loads the certificates named in the config (or makes the dev one).
@@ -126,6 +135,24 @@ fn session_keys(cfg: &Config) -> Result<SessionKeys, StartError> {
     Ok(SessionKeys::new(secret.expose()))
 }
 
+/// The room-token key: from `[sfu] secret_file`, or random per run on a dev node
+/// (like the session secret), or none (the route is off).
+fn sfu_secret(cfg: &Config) -> Result<Option<Arc<config::Secret>>, StartError> {
+    match &cfg.sfu.secret_file {
+        Some(path) => {
+            let secret = config::load_secret(Some(path), None, "sfu")
+                .map_err(|p| config::ConfigErrors(vec![p]))?;
+            Ok(Some(Arc::new(secret)))
+        }
+        None if cfg.node.dev => {
+            let secret = config::Secret::generate()
+                .map_err(|_| StartError::Shard("no system randomness".into()))?;
+            Ok(Some(Arc::new(secret)))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Replaces port 0 by a free port, so every shard binds the same one with SO_REUSEPORT.
 ///
 /// The chosen port stays held by a bound, non-listening SO_REUSEPORT socket for the
@@ -161,6 +188,7 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
     let (certs, dev_cert_pem) = load_certs(&cfg)?;
     let cover = load_cover(&cfg.front.cover_dir)?.with_server_name(&cfg.front.server_header);
     let keys = session_keys(&cfg)?;
+    let sfu_secret = sfu_secret(&cfg)?;
     let policy = match cfg.front.policy {
         config::CoverPolicy::Strict => Policy::Strict,
         config::CoverPolicy::Heuristic => Policy::Heuristic,
@@ -208,6 +236,8 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
         tunnel,
         forwards,
         port_holds,
+        sfu_secret,
+        rooms_hook: None,
         cfg: Arc::new(cfg),
     })
 }

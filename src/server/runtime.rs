@@ -18,6 +18,9 @@ use crate::front::driver::{serve, FrontShard};
 use crate::front::http::Site;
 use crate::front::route::Router;
 use crate::front::tls;
+use crate::sfu::session::Timeouts;
+use crate::sfu::signalling::{NoRooms, SfuShard};
+use crate::sfu::upgrade::serve_handed;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
 use crate::tunnel::forward_driver::{self, Forward};
 use crate::tunnel::link::CoreLink;
@@ -100,6 +103,28 @@ async fn shard_main(
     let server_header = (!cfg.front.server_header.is_empty())
         .then(|| HeaderValue::from_str(&cfg.front.server_header).ok())
         .flatten();
+    let conns = ConnTracker::default();
+    let sfu = shared.sfu_secret.as_ref().map(|secret| {
+        let rooms: Rc<RefCell<dyn crate::sfu::api::Rooms>> = match &shared.rooms_hook {
+            Some(hook) => hook(shard.index),
+            None => Rc::new(RefCell::new(NoRooms)),
+        };
+        Rc::new(SfuShard {
+            index: shard.index,
+            shards: shard.count,
+            secret: secret.clone(),
+            rooms,
+            timeouts: Timeouts {
+                offer: cfg.sfu.offer_timeout(),
+                ..Timeouts::default()
+            },
+            metrics: metrics.clone(),
+            conns: conns.clone(),
+            shutdown: shard.shutdown.clone(),
+            bus: (shard.count > 1).then(|| shard.bus.clone()),
+            server_header: server_header.clone(),
+        })
+    });
     let site = Rc::new(Site {
         cover: shared.cover.clone(),
         classifier: shared.classifier.clone(),
@@ -113,7 +138,8 @@ async fn shard_main(
         site,
         limits: cfg.front.limits.clone(),
         metrics: metrics.clone(),
-        conns: ConnTracker::default(),
+        conns,
+        sfu,
     });
 
     let tunnel_sni: Rc<RefCell<Option<Arc<str>>>> = Rc::default();
@@ -214,6 +240,14 @@ async fn inbox_loop(
                 front.metrics.inc(Metric::SniRotations);
             }
             ShardMsg::Metrics(reply) => reply.send(front.metrics.snapshot()),
+            ShardMsg::Signalling(handed) => match &front.sfu {
+                Some(sfu) => {
+                    glommio::spawn_local(serve_handed(sfu.clone(), *handed)).detach();
+                }
+                // Every shard builds the route from the same config, so this cannot
+                // happen; dropping the socket is the safe answer if it does.
+                None => drop(handed),
+            },
             ShardMsg::Certs(set) => match tls::server_config(set, shared.ticketer.clone()) {
                 Ok(c) => {
                     *front.tls.borrow_mut() = c;

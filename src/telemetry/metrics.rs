@@ -76,6 +76,43 @@ metrics! {
     TunnelReused => ("edge_tunnel_reused_total", "", Counter, "Tunnel sessions opened on an already pooled connection."),
     TunnelPoolConns => ("edge_tunnel_pool_connections", "", Gauge, "Connections to the core held in the shards' pools."),
     TunnelShardsDown => ("edge_tunnel_shards_down", "", Gauge, "Shards whose last dial to the core failed (0 = link healthy everywhere it was tried)."),
+    SfuUpgradeOk => ("edge_sfu_ws_upgrades_total", "result=\"ok\"", Counter, "WebSocket upgrades on /sfu/ws/ by result: ok (101), unauthenticated (no or bad token: the cover site answered), refused (a valid token that is expired, early, for another room, or with a bad handshake)."),
+    SfuUpgradeUnauth => ("edge_sfu_ws_upgrades_total", "result=\"unauthenticated\"", Counter, "WebSocket upgrades on /sfu/ws/ by result: ok (101), unauthenticated (no or bad token: the cover site answered), refused (a valid token that is expired, early, for another room, or with a bad handshake)."),
+    SfuUpgradeRefused => ("edge_sfu_ws_upgrades_total", "result=\"refused\"", Counter, "WebSocket upgrades on /sfu/ws/ by result: ok (101), unauthenticated (no or bad token: the cover site answered), refused (a valid token that is expired, early, for another room, or with a bad handshake)."),
+    SfuSessions => ("edge_sfu_signalling_sessions", "", Gauge, "Group-call signalling sockets open now (on their room's owner shard)."),
+    SfuHandoffs => ("edge_sfu_handoffs_total", "", Counter, "Signalling sockets moved to their room's owner shard after the upgrade."),
+    SfuClose1000 => ("edge_sfu_closes_total", "code=\"1000\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose1001 => ("edge_sfu_closes_total", "code=\"1001\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose1002 => ("edge_sfu_closes_total", "code=\"1002\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4000 => ("edge_sfu_closes_total", "code=\"4000\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4001 => ("edge_sfu_closes_total", "code=\"4001\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4002 => ("edge_sfu_closes_total", "code=\"4002\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4003 => ("edge_sfu_closes_total", "code=\"4003\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4004 => ("edge_sfu_closes_total", "code=\"4004\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4005 => ("edge_sfu_closes_total", "code=\"4005\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4008 => ("edge_sfu_closes_total", "code=\"4008\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuClose4031 => ("edge_sfu_closes_total", "code=\"4031\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuCloseOther => ("edge_sfu_closes_total", "code=\"other\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+}
+
+impl Metric {
+    /// The `edge_sfu_closes_total` series for a close code (the main codes each have one).
+    pub fn sfu_close(code: u16) -> Metric {
+        match code {
+            1000 => Metric::SfuClose1000,
+            1001 => Metric::SfuClose1001,
+            1002 => Metric::SfuClose1002,
+            4000 => Metric::SfuClose4000,
+            4001 => Metric::SfuClose4001,
+            4002 => Metric::SfuClose4002,
+            4003 => Metric::SfuClose4003,
+            4004 => Metric::SfuClose4004,
+            4005 => Metric::SfuClose4005,
+            4008 => Metric::SfuClose4008,
+            4031 => Metric::SfuClose4031,
+            _ => Metric::SfuCloseOther,
+        }
+    }
 }
 
 /// Number of series.

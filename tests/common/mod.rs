@@ -110,9 +110,14 @@ impl Setup {
 
 /// Starts `edge` with `args` and waits for its "edge listening" line.
 pub fn start(args: &[&str], dir: tempfile::TempDir) -> Edge {
+    start_with_log(args, dir, "info")
+}
+
+/// As [`start`], with a tracing filter (`RUST_LOG`) such as `info,oxpulse_edge::sfu=debug`.
+pub fn start_with_log(args: &[&str], dir: tempfile::TempDir, filter: &str) -> Edge {
     let mut child = Command::new(EDGE)
         .args(args)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
