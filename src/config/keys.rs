@@ -11,6 +11,8 @@ pub(super) enum Kind {
     Str,
     /// `IP:port`, parsed here because serde would otherwise stop at the first bad one.
     Addr,
+    /// A bare IP address (no port).
+    Ip,
     /// A string from a fixed set (serde enums).
     OneOf(&'static [&'static str]),
     StrList,
@@ -104,6 +106,16 @@ const TUNNEL: &[Field] = &[
     f("forward", Kind::TableList(FORWARD)),
 ];
 
+const SFU: &[Field] = &[
+    // media
+    f("media_port_base", Kind::UInt),
+    f("public_ip", Kind::Ip),
+    f("private_ip", Kind::Ip),
+    f("max_rooms_per_shard", Kind::UInt),
+    f("max_participants_per_shard", Kind::UInt),
+    f("media_timeout_secs", Kind::UInt),
+];
+
 /// The top level of the config file.
 pub(super) const ROOT: &[Field] = &[
     f("node", Kind::Table(NODE)),
@@ -113,6 +125,7 @@ pub(super) const ROOT: &[Field] = &[
     f("shutdown", Kind::Table(SHUTDOWN)),
     f("log", Kind::Table(LOG)),
     f("tunnel", Kind::Table(TUNNEL)),
+    f("sfu", Kind::Table(SFU)),
 ];
 
 /// `prefix.name`, or `name` at the top level.

@@ -5,7 +5,7 @@
 //! fits; the allowed range is checked in `validate.rs` so a bad number is reported with its
 //! range instead of as a serde overflow.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub tunnel: TunnelConfig,
+    pub sfu: SfuConfig,
 }
 
 /// Who this node is.
@@ -348,6 +349,54 @@ impl Default for ForwardConfig {
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
             target: String::new(),
         }
+    }
+}
+
+/// Group calls. The signalling keys (secret, per-room limit, offer timeout) join this
+/// table from the signalling branch; the media keys below are one block.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SfuConfig {
+    // --- media (rooms, forwarding, per-shard UDP) ---
+    /// Shard `i` binds its media socket at UDP `media_port_base + i`.
+    pub media_port_base: u64,
+    /// The address advertised in ICE host candidates (what clients send media to).
+    pub public_ip: IpAddr,
+    /// A second advertised address for clients on the same private network (behind NAT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<IpAddr>,
+    /// Rooms one shard carries at most (joins beyond close with 4005).
+    pub max_rooms_per_shard: u64,
+    /// Participants one shard carries at most, over all its rooms.
+    pub max_participants_per_shard: u64,
+    /// Seconds without a packet (or with ICE/DTLS failed) before a participant is closed
+    /// with 4008.
+    pub media_timeout_secs: u64,
+    // --- end media ---
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            media_port_base: 20000,
+            public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            private_ip: None,
+            max_rooms_per_shard: 200,
+            max_participants_per_shard: 600,
+            media_timeout_secs: 30,
+        }
+    }
+}
+
+impl SfuConfig {
+    /// The UDP port shard `shard` binds and advertises.
+    pub fn media_port(&self, shard: usize) -> u16 {
+        // Validation keeps base + shards within u16; saturate rather than wrap otherwise.
+        u16::try_from(self.media_port_base.saturating_add(shard as u64)).unwrap_or(u16::MAX)
+    }
+
+    pub fn media_timeout(&self) -> Duration {
+        Duration::from_secs(self.media_timeout_secs)
     }
 }
 

@@ -76,6 +76,16 @@ metrics! {
     TunnelReused => ("edge_tunnel_reused_total", "", Counter, "Tunnel sessions opened on an already pooled connection."),
     TunnelPoolConns => ("edge_tunnel_pool_connections", "", Gauge, "Connections to the core held in the shards' pools."),
     TunnelShardsDown => ("edge_tunnel_shards_down", "", Gauge, "Shards whose last dial to the core failed (0 = link healthy everywhere it was tried)."),
+    SfuRooms => ("edge_sfu_rooms", "", Gauge, "Group-call rooms open on this node."),
+    SfuParticipants => ("edge_sfu_participants", "", Gauge, "Group-call participants joined on this node."),
+    SfuPacketsAudio => ("edge_sfu_packets_forwarded_total", "kind=\"audio\"", Counter, "RTP packets written to subscribers."),
+    SfuPacketsVideo => ("edge_sfu_packets_forwarded_total", "kind=\"video\"", Counter, "RTP packets written to subscribers."),
+    SfuBytesAudio => ("edge_sfu_bytes_forwarded_total", "kind=\"audio\"", Counter, "RTP payload bytes written to subscribers."),
+    SfuBytesVideo => ("edge_sfu_bytes_forwarded_total", "kind=\"video\"", Counter, "RTP payload bytes written to subscribers."),
+    SfuPacketsDropped => ("edge_sfu_packets_dropped_total", "", Counter, "Media packets not forwarded (no session accepted them, no matching codec, or a layer not selected while waiting for a keyframe)."),
+    SfuKeyframeRequests => ("edge_sfu_keyframe_requests_total", "", Counter, "Keyframe requests sent to publishers (after the one-per-second limit)."),
+    SfuDcRelayed => ("edge_sfu_datachannel_messages_total", "result=\"relayed\"", Counter, "Data-channel messages by outcome (one per message received)."),
+    SfuDcDropped => ("edge_sfu_datachannel_messages_total", "result=\"dropped\"", Counter, "Data-channel messages by outcome (one per message received)."),
 }
 
 /// Number of series.
