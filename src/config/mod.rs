@@ -24,7 +24,8 @@ pub use policy::CoverPolicy;
 pub use problem::{ConfigErrors, ConfigProblem};
 pub use schema::{
     AdminConfig, CertConfig, Config, ForwardConfig, FrontConfig, FrontLimits, LogConfig, LogFormat,
-    NodeConfig, RuntimeConfig, SessionConfig, ShutdownConfig, TunnelClientConfig, TunnelConfig,
+    NodeConfig, RuntimeConfig, SessionConfig, SfuConfig, ShutdownConfig, TunnelClientConfig,
+    TunnelConfig,
     TunnelTransport, XhttpClientConfig,
 };
 pub use secret::{check_secret_file_mode, load_secret, Secret, MIN_SECRET_BYTES};
