@@ -69,7 +69,9 @@ pub struct Client {
     /// Cut off from the network (its datagrams are lost both ways).
     pub offline: bool,
     pub closed: Option<Outgoing>,
-    seq: u64,
+    /// Next sequence number per sending stream (m-line kind, rid): each stream is
+    /// numbered on its own, as a browser's simulcast layers are.
+    seqs: Vec<((bool, Option<String>), u64)>,
 }
 
 impl Client {
@@ -104,8 +106,17 @@ impl Client {
             (self.audio_mid.expect("publishes audio"), Codec::Opus)
         };
         let pt = self.pt(codec);
-        self.seq += 1;
-        let seq = self.seq;
+        let key = (video, rid.map(str::to_owned));
+        let seq = match self.seqs.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, s)) => {
+                *s += 1;
+                *s
+            }
+            None => {
+                self.seqs.push((key, 1000));
+                1000
+            }
+        };
         let mut api = self.rtc.direct_api();
         let tx = api
             .stream_tx_by_mid(mid, rid.map(Into::into))
@@ -159,7 +170,6 @@ pub struct World {
     pub hub: RoomHub,
     pub clients: Vec<Client>,
     pub metrics: Rc<ShardMetrics>,
-    pub server: SocketAddr,
 }
 
 impl World {
@@ -175,7 +185,6 @@ impl World {
             hub: RoomHub::new(addrs, cfg, Some(metrics.clone())),
             clients: Vec::new(),
             metrics,
-            server,
         }
     }
 
@@ -239,7 +248,7 @@ impl World {
             auto_answer: true,
             offline: false,
             closed: None,
-            seq: 1000,
+            seqs: Vec::new(),
         });
         Ok(self.clients.len() - 1)
     }
