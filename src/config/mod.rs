@@ -25,7 +25,6 @@ pub use problem::{ConfigErrors, ConfigProblem};
 pub use schema::{
     AdminConfig, CertConfig, Config, ForwardConfig, FrontConfig, FrontLimits, LogConfig, LogFormat,
     NodeConfig, RuntimeConfig, SessionConfig, SfuConfig, ShutdownConfig, TunnelClientConfig,
-    TunnelConfig,
-    TunnelTransport, XhttpClientConfig,
+    TunnelConfig, TunnelTransport, XhttpClientConfig,
 };
 pub use secret::{check_secret_file_mode, load_secret, Secret, MIN_SECRET_BYTES};

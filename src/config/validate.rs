@@ -389,7 +389,10 @@ fn sfu_media(config: &Config, out: &mut Vec<ConfigProblem>) {
         1024..=65535u64.saturating_sub(shards - 1),
         "(shard i binds base + i; all must be ports below 65536)",
     );
-    for (key, ip) in [("sfu.public_ip", Some(sfu.public_ip)), ("sfu.private_ip", sfu.private_ip)] {
+    for (key, ip) in [
+        ("sfu.public_ip", Some(sfu.public_ip)),
+        ("sfu.private_ip", sfu.private_ip),
+    ] {
         if let Some(ip) = ip {
             if ip.is_unspecified() || ip.is_multicast() {
                 out.push(ConfigProblem::new(

@@ -313,7 +313,11 @@ impl RoomHub {
     }
 
     fn drop_if_empty(&mut self, room_key: &str) {
-        if self.rooms.get(room_key).is_some_and(|r| r.members.is_empty()) {
+        if self
+            .rooms
+            .get(room_key)
+            .is_some_and(|r| r.members.is_empty())
+        {
             // Nothing about a call outlives it: the room and all its state go now.
             self.rooms.remove(room_key);
         }
@@ -343,7 +347,11 @@ impl RoomHub {
     }
 }
 
-fn forget(routes: &mut HashMap<SocketAddr, (String, u64)>, participants: &mut usize, gone: &Member) {
+fn forget(
+    routes: &mut HashMap<SocketAddr, (String, u64)>,
+    participants: &mut usize,
+    gone: &Member,
+) {
     for addr in &gone.routes {
         if routes.get(addr).is_some_and(|(_, pid)| *pid == gone.pid) {
             routes.remove(addr);
@@ -391,8 +399,10 @@ impl Rooms for RoomHub {
             if let Some(r) = self.rooms.get_mut(room) {
                 if let Some(idx) = r.index_of(peer) {
                     let old = r.remove(idx, now, &mut self.ctx);
-                    old.outbox
-                        .push(Outgoing::Close(CloseCode::SessionReplaced, "the same peer joined again"));
+                    old.outbox.push(Outgoing::Close(
+                        CloseCode::SessionReplaced,
+                        "the same peer joined again",
+                    ));
                     forget(&mut self.routes, &mut self.participants, &old);
                 }
             }

@@ -41,9 +41,7 @@ impl KeyframeLimiter {
     /// True (and the window restarts) if a request may go now.
     pub fn allow(&mut self, now: Instant) -> bool {
         match self.last {
-            Some(last) if now.saturating_duration_since(last) < KEYFRAME_REQUEST_INTERVAL => {
-                false
-            }
+            Some(last) if now.saturating_duration_since(last) < KEYFRAME_REQUEST_INTERVAL => false,
             _ => {
                 self.last = Some(now);
                 true

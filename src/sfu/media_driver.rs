@@ -48,8 +48,8 @@ enum Wake {
 /// shard's own (base + index) and nothing else of ours binds it.
 pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let mut socket = UdpSocket::bind(addr).map_err(io::Error::from)?;
-    // Best effort: the kernel caps it at net.core.rmem_max/wmem_max.
-    let _ = socket.set_buffer_size(SOCKET_BUFFER);
+    // The kernel caps it at net.core.rmem_max/wmem_max.
+    socket.set_buffer_size(SOCKET_BUFFER);
     Ok(socket)
 }
 

@@ -316,9 +316,8 @@ impl Member {
 
     /// Ends every receiving m-line fed by participant `pid` (it left).
     pub fn drop_source(&mut self, pid: u64) {
-        self.tracks_out.retain(|t| {
-            !(t.source.is_some_and(|(p, _)| p == pid) && t.state == OutState::ToOpen)
-        });
+        self.tracks_out
+            .retain(|t| !(t.source.is_some_and(|(p, _)| p == pid) && t.state == OutState::ToOpen));
         for t in &mut self.tracks_out {
             if t.source.is_some_and(|(p, _)| p == pid) {
                 t.source = None;

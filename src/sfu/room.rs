@@ -111,7 +111,9 @@ impl Room {
             return;
         }
         let kind = kind_of(added.kind);
-        let simulcast = added.simulcast.is_some_and(|s| !s.send.is_empty() || !s.recv.is_empty());
+        let simulcast = added
+            .simulcast
+            .is_some_and(|s| !s.send.is_empty() || !s.recv.is_empty());
         let publisher = &mut self.members[i];
         if publisher.tracks_in.iter().any(|t| t.mid == added.mid) {
             return;
@@ -126,7 +128,8 @@ impl Room {
         let (pid, peer) = (publisher.pid, publisher.peer.clone());
         for (j, m) in self.members.iter_mut().enumerate() {
             if j != i {
-                m.tracks_out.push(TrackOut::new((pid, added.mid), &peer, kind));
+                m.tracks_out
+                    .push(TrackOut::new((pid, added.mid), &peer, kind));
                 push_work(work, j);
             }
         }
@@ -403,7 +406,11 @@ impl Room {
             if let Some(why) = m.failed {
                 out.push((m.pid, CloseCode::MediaFailed, why));
             } else if m.pending.as_ref().is_some_and(|p| now >= p.deadline) {
-                out.push((m.pid, CloseCode::SdpRejected, "no answer to the offer in time"));
+                out.push((
+                    m.pid,
+                    CloseCode::SdpRejected,
+                    "no answer to the offer in time",
+                ));
             } else if now.saturating_duration_since(m.last_rx) >= media_timeout {
                 out.push((m.pid, CloseCode::MediaFailed, "no media for too long"));
             } else if m

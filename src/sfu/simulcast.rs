@@ -147,9 +147,18 @@ mod tests {
         let mut l = Layers::default();
         l.saw(Rid::Q, t0);
         l.saw(Rid::F, t0 + Duration::from_secs(2));
-        assert_eq!(l.best_fit(Rid::F, t0 + Duration::from_secs(2)), Some(Rid::F));
-        assert_eq!(l.best_fit(Rid::H, t0 + Duration::from_secs(1)), Some(Rid::Q));
-        assert_eq!(l.best_fit(Rid::H, t0 + Duration::from_secs(3)), Some(Rid::F));
+        assert_eq!(
+            l.best_fit(Rid::F, t0 + Duration::from_secs(2)),
+            Some(Rid::F)
+        );
+        assert_eq!(
+            l.best_fit(Rid::H, t0 + Duration::from_secs(1)),
+            Some(Rid::Q)
+        );
+        assert_eq!(
+            l.best_fit(Rid::H, t0 + Duration::from_secs(3)),
+            Some(Rid::F)
+        );
     }
 
     #[test]

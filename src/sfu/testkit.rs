@@ -99,7 +99,14 @@ impl Client {
     }
 
     /// Writes one RTP packet on its audio (or video, with an optional rid) m-line.
-    pub fn send_rtp(&mut self, now: Instant, video: bool, rid: Option<&str>, ts: u32, payload: &[u8]) {
+    pub fn send_rtp(
+        &mut self,
+        now: Instant,
+        video: bool,
+        rid: Option<&str>,
+        ts: u32,
+        payload: &[u8],
+    ) {
         let (mid, codec) = if video {
             (self.video_mid.expect("publishes video"), Codec::Vp8)
         } else {
@@ -222,13 +229,9 @@ impl World {
         }
         let (offer, pending) = change.apply().expect("an offer");
         let outbox = Rc::new(RecOutbox::default());
-        let answer = self.hub.join(
-            ROOM,
-            peer,
-            &offer.to_sdp_string(),
-            outbox.clone(),
-            self.now,
-        )?;
+        let answer = self
+            .hub
+            .join(ROOM, peer, &offer.to_sdp_string(), outbox.clone(), self.now)?;
         let answer = SdpAnswer::from_sdp_string(&answer).expect("an SDP answer");
         rtc.sdp_api()
             .accept_answer(pending, answer)
@@ -279,7 +282,10 @@ impl World {
                         contents: out.contents.as_slice().try_into().expect("a datagram"),
                     },
                 );
-                self.clients[i].rtc.handle_input(input).expect("client input");
+                self.clients[i]
+                    .rtc
+                    .handle_input(input)
+                    .expect("client input");
                 // str0m (RTP mode) holds one received packet until the next poll.
                 self.drain_client(i);
             }
@@ -307,7 +313,12 @@ impl World {
                     moved = true;
                     if !c.offline {
                         let data: Vec<u8> = t.contents.into();
-                        self.hub.handle_udp(now, t.source, "0.0.0.0:20000".parse().expect("addr"), &data);
+                        self.hub.handle_udp(
+                            now,
+                            t.source,
+                            "0.0.0.0:20000".parse().expect("addr"),
+                            &data,
+                        );
                     }
                 }
                 Output::Event(e) => {
@@ -358,7 +369,9 @@ impl World {
         let now = self.now;
         for c in &mut self.clients {
             if c.closed.is_none() {
-                c.rtc.handle_input(Input::Timeout(now)).expect("client timeout");
+                c.rtc
+                    .handle_input(Input::Timeout(now))
+                    .expect("client timeout");
             }
         }
         if self.hub.next_timeout().is_some_and(|t| t <= now) {
@@ -371,7 +384,11 @@ impl World {
 fn record(c: &mut Client, e: Event, now: Instant) {
     match e {
         Event::RtpPacket(p) => {
-            let mid = c.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+            let mid = c
+                .rtc
+                .direct_api()
+                .stream_rx(&p.header.ssrc)
+                .map(|s| s.mid());
             c.got.push(Got {
                 mid,
                 seq: p.header.sequence_number,

@@ -70,8 +70,18 @@ fn subscriber_gets_the_publisher_payload_bytes_unchanged() {
     w.run(Duration::from_millis(200));
 
     let bob = w.client("bob");
-    let audio_mid = tracks.iter().find(|t| t.kind == Kind::Audio).unwrap().mid.clone();
-    let video_mid = tracks.iter().find(|t| t.kind == Kind::Video).unwrap().mid.clone();
+    let audio_mid = tracks
+        .iter()
+        .find(|t| t.kind == Kind::Audio)
+        .unwrap()
+        .mid
+        .clone();
+    let video_mid = tracks
+        .iter()
+        .find(|t| t.kind == Kind::Video)
+        .unwrap()
+        .mid
+        .clone();
     let got_audio: Vec<Vec<u8>> = bob
         .got
         .iter()
@@ -120,10 +130,15 @@ fn a_new_publisher_is_offered_to_the_others_and_flows_after_their_answer() {
     // it is.
     let alice_msgs = w.client("alice").server_msgs();
     assert!(alice_msgs.contains(&ServerMsg::PeerJoined { peer: "bob".into() }));
-    assert!(alice_msgs.iter().any(|m| matches!(m, ServerMsg::Offer { .. })));
+    assert!(alice_msgs
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Offer { .. })));
     let tracks = w.client("alice").tracks();
     assert_eq!(tracks.len(), 1);
-    assert_eq!((tracks[0].peer.as_str(), tracks[0].kind), ("bob", Kind::Audio));
+    assert_eq!(
+        (tracks[0].peer.as_str(), tracks[0].kind),
+        ("bob", Kind::Audio)
+    );
     // Bob's joined message names Alice.
     assert_eq!(
         w.client("bob").server_msgs().first(),
@@ -137,7 +152,8 @@ fn a_new_publisher_is_offered_to_the_others_and_flows_after_their_answer() {
     for i in 0..10u8 {
         let now = w.now;
         let p = opaque(0x40 + i, 60);
-        w.client("bob").send_rtp(now, false, None, 960 * i as u32, &p);
+        w.client("bob")
+            .send_rtp(now, false, None, 960 * i as u32, &p);
         sent.push(p);
         w.run(Duration::from_millis(20));
     }
@@ -147,14 +163,20 @@ fn a_new_publisher_is_offered_to_the_others_and_flows_after_their_answer() {
     w.join("carol", AUDIO).expect("carol joins");
     w.run(Duration::from_secs(1));
     for peer in ["alice", "bob"] {
-        assert!(w.client(peer).tracks().iter().any(|t| t.peer == "carol"), "{peer}");
+        assert!(
+            w.client(peer).tracks().iter().any(|t| t.peer == "carol"),
+            "{peer}"
+        );
     }
     assert_eq!(w.client("carol").tracks().len(), 2);
     let now = w.now;
     let p = opaque(0x77, 50);
     w.client("carol").send_rtp(now, false, None, 0, &p);
     w.run(Duration::from_millis(100));
-    assert_eq!(received(&mut w, "alice", "carol", Kind::Audio), vec![p.clone()]);
+    assert_eq!(
+        received(&mut w, "alice", "carol", Kind::Audio),
+        vec![p.clone()]
+    );
     assert_eq!(received(&mut w, "bob", "carol", Kind::Audio), vec![p]);
 }
 
@@ -213,16 +235,24 @@ fn the_same_peer_id_replaces_the_old_session() {
         .expect("old alice");
     assert_eq!(
         old.msgs().last(),
-        Some(&Outgoing::Close(CloseCode::SessionReplaced, "the same peer joined again"))
+        Some(&Outgoing::Close(
+            CloseCode::SessionReplaced,
+            "the same peer joined again"
+        ))
     );
     assert_eq!(w.hub.participant_count(), 2);
     w.run(Duration::from_secs(1));
     // Bob saw the old session go and the new one come, and gets its tracks.
     let bob = w.client("bob").server_msgs();
-    assert!(bob.contains(&ServerMsg::PeerLeft { peer: "alice".into() }));
+    assert!(bob.contains(&ServerMsg::PeerLeft {
+        peer: "alice".into()
+    }));
     assert_eq!(
         bob.iter()
-            .filter(|m| **m == ServerMsg::PeerJoined { peer: "alice".into() })
+            .filter(|m| **m
+                == ServerMsg::PeerJoined {
+                    peer: "alice".into()
+                })
             .count(),
         1
     );
@@ -246,7 +276,8 @@ fn a_subscriber_pli_reaches_the_publisher_at_most_once_a_second() {
     // Media flowing, then quiet for a while so earlier requests are out of the window.
     for i in 0..5u8 {
         let now = w.now;
-        w.client("alice").send_rtp(now, true, None, 3000 * i as u32, &vp8(i == 0, i));
+        w.client("alice")
+            .send_rtp(now, true, None, 3000 * i as u32, &vp8(i == 0, i));
         w.run(Duration::from_millis(30));
     }
     w.run(Duration::from_secs(2));
@@ -261,7 +292,10 @@ fn a_subscriber_pli_reaches_the_publisher_at_most_once_a_second() {
     }
     let after_burst = w.client("alice").keyframe_requests.len();
     assert_eq!(after_burst - before, 1, "one request reaches the publisher");
-    assert_eq!(w.metrics.get(Metric::SfuKeyframeRequests) - counted_before, 1);
+    assert_eq!(
+        w.metrics.get(Metric::SfuKeyframeRequests) - counted_before,
+        1
+    );
 
     // After the second has passed, the next PLI goes through again.
     w.run(Duration::from_millis(700));
@@ -286,15 +320,25 @@ fn data_channel_messages_are_relayed_verbatim_within_their_caps() {
     w.run(Duration::from_millis(300));
     for peer in ["bob", "carol"] {
         let got = &w.client(peer).channel_data;
-        assert!(got.contains(&("sframe-keys".to_owned(), key_msg.clone())), "{peer}");
-        assert!(got.contains(&("chat".to_owned(), b"hello \x00\xff".to_vec())), "{peer}");
+        assert!(
+            got.contains(&("sframe-keys".to_owned(), key_msg.clone())),
+            "{peer}"
+        );
+        assert!(
+            got.contains(&("chat".to_owned(), b"hello \x00\xff".to_vec())),
+            "{peer}"
+        );
         assert_eq!(got.len(), 2, "{peer}");
     }
-    assert!(w.client("alice").channel_data.is_empty(), "no echo to the sender");
+    assert!(
+        w.client("alice").channel_data.is_empty(),
+        "no echo to the sender"
+    );
     assert_eq!(w.metrics.get(Metric::SfuDcRelayed), 2);
 
     // Over the chat cap (16 KiB): dropped and counted.
-    w.client("bob").write_channel("chat", &vec![7u8; 16 * 1024 + 1]);
+    w.client("bob")
+        .write_channel("chat", &vec![7u8; 16 * 1024 + 1]);
     w.run(Duration::from_millis(300));
     assert_eq!(w.client("alice").channel_data.len(), 0);
     assert_eq!(w.metrics.get(Metric::SfuDcDropped), 1);
@@ -308,7 +352,9 @@ fn the_room_is_gone_after_the_last_leave() {
     w.hub.leave(ROOM, "alice", now);
     w.run(Duration::from_millis(500));
     let bob = w.client("bob");
-    assert!(bob.server_msgs().contains(&ServerMsg::PeerLeft { peer: "alice".into() }));
+    assert!(bob.server_msgs().contains(&ServerMsg::PeerLeft {
+        peer: "alice".into()
+    }));
     // Bob's m-line for Alice was renegotiated away.
     assert!(bob.tracks().is_empty());
     let now = w.now;
@@ -336,10 +382,18 @@ fn an_unanswered_offer_closes_with_sdp_rejected() {
     w.run(Duration::from_secs(2));
     assert_eq!(
         w.client("alice").closed,
-        Some(Outgoing::Close(CloseCode::SdpRejected, "no answer to the offer in time"))
+        Some(Outgoing::Close(
+            CloseCode::SdpRejected,
+            "no answer to the offer in time"
+        ))
     );
     assert_eq!(w.hub.participant_count(), 1);
-    assert!(w.client("bob").server_msgs().contains(&ServerMsg::PeerLeft { peer: "alice".into() }));
+    assert!(w
+        .client("bob")
+        .server_msgs()
+        .contains(&ServerMsg::PeerLeft {
+            peer: "alice".into()
+        }));
 }
 
 #[test]
@@ -429,7 +483,10 @@ fn simulcast_follows_the_wanted_layer_switching_on_keyframes() {
     let got = received(&mut w, "bob", "alice", Kind::Video);
     let layers = |v: &[Vec<u8>]| v.iter().map(|p| (p[2], p[p.len() - 1])).collect::<Vec<_>>();
     assert_eq!(layers(&got), layers(&expect));
-    assert!(got == expect, "bob gets exactly the selected layer's payloads");
+    assert!(
+        got == expect,
+        "bob gets exactly the selected layer's payloads"
+    );
     let bob = w.client("bob");
     let video_mid = bob
         .tracks()
