@@ -16,7 +16,9 @@ use futures_lite::future;
 use glommio::net::UdpSocket;
 use shards::shutdown::ShutdownHandle;
 
-use super::hub::RoomHub;
+use super::api::MediaAddrs;
+use super::hub::{HubConfig, RoomHub};
+use crate::telemetry::metrics::ShardMetrics;
 use crate::telemetry::redact::MaskedIp;
 
 /// Larger than any datagram str0m accepts (it targets ~1200-byte MTUs), with room for
@@ -51,6 +53,21 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     // The kernel caps it at net.core.rmem_max/wmem_max.
     socket.set_buffer_size(SOCKET_BUFFER);
     Ok(socket)
+}
+
+/// Creates a shard's rooms and starts its media loop on the current glommio executor:
+/// binds `addrs.bound`, spawns [`run`] (detached; it ends with the drain) and returns the
+/// hub that the shard's signalling calls through [`super::api::Rooms`].
+pub fn start(
+    addrs: MediaAddrs,
+    cfg: HubConfig,
+    metrics: Option<Rc<ShardMetrics>>,
+    shutdown: ShutdownHandle,
+) -> io::Result<Rc<RefCell<RoomHub>>> {
+    let socket = bind(addrs.bound)?;
+    let hub = Rc::new(RefCell::new(RoomHub::new(addrs, cfg, metrics)));
+    glommio::spawn_local(run(socket, hub.clone(), shutdown)).detach();
+    Ok(hub)
 }
 
 /// Runs the media loop of one shard until the drain ends. `hub` is shared with the
@@ -93,8 +110,11 @@ pub async fn run(socket: UdpSocket, hub: Rc<RefCell<RoomHub>>, shutdown: Shutdow
             Wake::Packet(got, buf)
         };
         let poke = async {
-            // The sender lives in the hub's waker, so this never ends while the hub does.
-            let _ = poke_rx.recv_async().await;
+            if poke_rx.recv_async().await.is_err() {
+                // The waker was replaced and its sender dropped: a closed channel would
+                // be ready forever and spin this loop, so stop listening to it.
+                future::pending::<()>().await;
+            }
             Wake::Poke
         };
         let drain = async {
@@ -137,5 +157,56 @@ async fn flush(socket: &UdpSocket, hub: &Rc<RefCell<RoomHub>>) {
                 "sfu media send failed"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::Metric;
+    use shards::shutdown::Shutdown;
+
+    /// The loop on a real socket: a stray datagram is read, offered to the (empty) hub
+    /// and counted as dropped; the drain ends the loop.
+    #[test]
+    fn reads_datagrams_and_stops_on_drain() {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(|| async {
+                let socket = bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+                let local = socket.local_addr().expect("local addr");
+                let addrs = MediaAddrs {
+                    bound: local,
+                    candidates: vec![local],
+                };
+                let metrics = Rc::new(ShardMetrics::default());
+                let hub = Rc::new(RefCell::new(RoomHub::new(
+                    addrs,
+                    HubConfig::default(),
+                    Some(metrics.clone()),
+                )));
+                let shutdown = Shutdown::new(Duration::from_secs(1));
+                let task = glommio::spawn_local(run(socket, hub.clone(), shutdown.handle()));
+
+                let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+                client.send_to(&[0x80u8; 40], local).await.expect("send");
+                for _ in 0..200 {
+                    if metrics.get(Metric::SfuPacketsDropped) > 0 {
+                        break;
+                    }
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                }
+                assert_eq!(metrics.get(Metric::SfuPacketsDropped), 1);
+
+                shutdown.trigger();
+                glommio::timer::timeout(Duration::from_secs(5), async {
+                    task.await;
+                    Ok(())
+                })
+                .await
+                .expect("the loop ends with the drain");
+            })
+            .expect("executor")
+            .join()
+            .expect("joined");
     }
 }
