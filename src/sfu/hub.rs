@@ -491,3 +491,34 @@ impl Rooms for RoomHub {
         self.wake();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_destination_maps_to_the_candidate_the_client_could_reach() {
+        let addrs = MediaAddrs {
+            bound: "0.0.0.0:20000".parse().unwrap(),
+            candidates: vec![
+                "203.0.113.7:20000".parse().unwrap(),
+                "10.0.0.7:20000".parse().unwrap(),
+            ],
+        };
+        let hub = RoomHub::new(addrs, HubConfig::default(), None);
+        let wild: SocketAddr = "0.0.0.0:20000".parse().unwrap();
+        let from_internet: SocketAddr = "198.51.100.9:4000".parse().unwrap();
+        let from_lan: SocketAddr = "10.0.0.99:4000".parse().unwrap();
+        assert_eq!(
+            hub.local_destination(from_internet, wild),
+            "203.0.113.7:20000".parse().unwrap()
+        );
+        assert_eq!(
+            hub.local_destination(from_lan, wild),
+            "10.0.0.7:20000".parse().unwrap()
+        );
+        // A socket bound to one address needs no guess.
+        let bound: SocketAddr = "203.0.113.7:20000".parse().unwrap();
+        assert_eq!(hub.local_destination(from_lan, bound), bound);
+    }
+}
