@@ -11,6 +11,8 @@ pub(super) enum Kind {
     Str,
     /// `IP:port`, parsed here because serde would otherwise stop at the first bad one.
     Addr,
+    /// A bare IP address (no port).
+    Ip,
     /// A string from a fixed set (serde enums).
     OneOf(&'static [&'static str]),
     StrList,
@@ -109,6 +111,13 @@ const SFU: &[Field] = &[
     f("secret_file", Kind::Str),
     f("max_participants", Kind::UInt),
     f("offer_timeout_secs", Kind::UInt),
+    // media
+    f("media_port_base", Kind::UInt),
+    f("public_ip", Kind::Ip),
+    f("private_ip", Kind::Ip),
+    f("max_rooms_per_shard", Kind::UInt),
+    f("max_participants_per_shard", Kind::UInt),
+    f("media_timeout_secs", Kind::UInt),
 ];
 
 /// The top level of the config file.

@@ -5,7 +5,7 @@
 //! fits; the allowed range is checked in `validate.rs` so a bad number is reported with its
 //! range instead of as a serde overflow.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -368,6 +368,22 @@ pub struct SfuConfig {
     pub max_participants: u64,
     /// Seconds from the WebSocket upgrade to the client's first offer.
     pub offer_timeout_secs: u64,
+    // --- media (rooms, forwarding, per-shard UDP) ---
+    /// Shard `i` binds its media socket at UDP `media_port_base + i`.
+    pub media_port_base: u64,
+    /// The address advertised in ICE host candidates (what clients send media to).
+    pub public_ip: IpAddr,
+    /// A second advertised address for clients on the same private network (behind NAT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<IpAddr>,
+    /// Rooms one shard carries at most (joins beyond close with 4005).
+    pub max_rooms_per_shard: u64,
+    /// Participants one shard carries at most, over all its rooms.
+    pub max_participants_per_shard: u64,
+    /// Seconds without a packet (or with ICE/DTLS failed) before a participant is closed
+    /// with 4008.
+    pub media_timeout_secs: u64,
+    // --- end media ---
 }
 
 impl Default for SfuConfig {
@@ -376,6 +392,12 @@ impl Default for SfuConfig {
             secret_file: None,
             max_participants: 6,
             offer_timeout_secs: 30,
+            media_port_base: 20000,
+            public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            private_ip: None,
+            max_rooms_per_shard: 200,
+            max_participants_per_shard: 600,
+            media_timeout_secs: 30,
         }
     }
 }
@@ -383,6 +405,16 @@ impl Default for SfuConfig {
 impl SfuConfig {
     pub fn offer_timeout(&self) -> Duration {
         Duration::from_secs(self.offer_timeout_secs)
+    }
+
+    /// The UDP port shard `shard` binds and advertises.
+    pub fn media_port(&self, shard: usize) -> u16 {
+        // Validation keeps base + shards within u16; saturate rather than wrap otherwise.
+        u16::try_from(self.media_port_base.saturating_add(shard as u64)).unwrap_or(u16::MAX)
+    }
+
+    pub fn media_timeout(&self) -> Duration {
+        Duration::from_secs(self.media_timeout_secs)
     }
 }
 

@@ -50,6 +50,7 @@ mod tests {
             max_participants: 7,
             offer_timeout_secs: 0,
             secret_file: Some(Default::default()),
+            ..SfuConfig::default()
         };
         check(&bad, &mut out);
         let keys: Vec<_> = out.iter().map(|p| p.key.as_str()).collect();

@@ -104,6 +104,13 @@ fn value_problem(
                     .to_owned(),
             )
         }),
+        (Kind::Ip, Value::String(s)) => s.parse::<std::net::IpAddr>().is_err().then(|| {
+            (
+                format!("`{s}` is not an IP address"),
+                "write a bare address without port or brackets, e.g. \"203.0.113.7\" or \"2001:db8::7\""
+                    .to_owned(),
+            )
+        }),
         (Kind::OneOf(allowed), Value::String(s)) => (!allowed.contains(&s.as_str())).then(|| {
             (
                 format!("`{s}` is not one of {}", quoted_list(allowed)),
@@ -154,6 +161,7 @@ fn expected(kind: Kind) -> &'static str {
         Kind::UInt => "a whole number",
         Kind::Str | Kind::OneOf(_) => "a string",
         Kind::Addr => "a string \"IP:port\"",
+        Kind::Ip => "a string \"IP\"",
         Kind::StrList => "a list of strings",
         Kind::Table(_) => "a table",
         Kind::TableList(_) => "a list of tables",
@@ -164,7 +172,7 @@ fn fix_for(kind: Kind, path: &str) -> String {
     match kind {
         Kind::Bool => "write true or false without quotes".to_owned(),
         Kind::UInt => "write a whole number without quotes, e.g. 1024".to_owned(),
-        Kind::Str | Kind::Addr => "put the value in double quotes".to_owned(),
+        Kind::Str | Kind::Addr | Kind::Ip => "put the value in double quotes".to_owned(),
         Kind::OneOf(allowed) => format!("use one of {}", quoted_list(allowed)),
         Kind::StrList => "write a list, e.g. [\"example.org\"]".to_owned(),
         Kind::Table(_) => format!("make it a section: [{path}]"),
@@ -255,6 +263,7 @@ mod tests {
         config.tunnel.client = Some(Default::default());
         config.tunnel.forward.push(Default::default());
         config.sfu.secret_file = Some(PathBuf::from("/sfu"));
+        config.sfu.private_ip = Some("10.0.0.2".parse().expect("an IP"));
         let text = toml::to_string(&config).expect("serialises");
         let (_, report) = check_text(&text);
         assert!(report.problems.is_empty(), "{:?}", report.problems);

@@ -301,3 +301,25 @@ fn a_missing_config_file_is_one_clear_problem() {
     assert_eq!(keys(&errors), ["config"]);
     assert!(errors.0[0].message.contains("does not exist"));
 }
+
+#[test]
+fn sfu_media_keys_are_checked() {
+    let text = "[node]\ndev = true\n[runtime]\ncores = 4\n[sfu]\nmedia_port_base = 65534\npublic_ip = \"0.0.0.0\"\nprivate_ip = \"10.0.0.7:1\"\nmax_rooms_per_shard = 0\nmedia_timeout_secs = 1\n";
+    let errors = parse_str(text, Path::new("/")).expect_err("invalid");
+    assert_eq!(
+        keys(&errors),
+        [
+            "sfu.max_rooms_per_shard",
+            "sfu.media_port_base",
+            "sfu.media_timeout_secs",
+            "sfu.private_ip",
+            "sfu.public_ip",
+        ]
+    );
+    let ok = "[node]\ndev = true\n[sfu]\nmedia_port_base = 30000\npublic_ip = \"2001:db8::7\"\n";
+    let config = parse_str(ok, Path::new("/")).expect("valid");
+    assert_eq!(config.sfu.media_port(3), 30003);
+    let addrs = crate::sfu::media_addrs(&config.sfu, 1);
+    assert_eq!(addrs.bound, "[::]:30001".parse().unwrap());
+    assert_eq!(addrs.candidates, ["[2001:db8::7]:30001".parse().unwrap()]);
+}

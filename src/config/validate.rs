@@ -34,6 +34,7 @@ impl Config {
         sni_pool(&self.tunnel.sni_pool, &mut out);
         super::tunnel::check(&self.tunnel, &mut out);
         super::sfu::check(&self.sfu, &mut out);
+        sfu_media(self, &mut out);
         files::check(self, &mut out);
         if out.is_empty() {
             Ok(())
@@ -373,4 +374,62 @@ fn log_level(level: &str, out: &mut Vec<ConfigProblem>) {
             "use error, warn, info, debug or trace, optionally with per-module directives like \"info,oxpulse_edge::front=debug\"",
         ));
     }
+}
+
+/// The media keys of `[sfu]`: the port range must fit every shard, the advertised
+/// addresses must be ones a client can send to.
+fn sfu_media(config: &Config, out: &mut Vec<ConfigProblem>) {
+    let sfu = &config.sfu;
+    // `cores = 0` means "every CPU"; the bound is checked again at start with the real
+    // count, here against the configured one (or 1).
+    let shards = config.runtime.cores.max(1);
+    in_range(
+        out,
+        "sfu.media_port_base",
+        sfu.media_port_base,
+        1024..=65535u64.saturating_sub(shards - 1),
+        "(shard i binds base + i; all must be ports below 65536)",
+    );
+    for (key, ip) in [
+        ("sfu.public_ip", Some(sfu.public_ip)),
+        ("sfu.private_ip", sfu.private_ip),
+    ] {
+        if let Some(ip) = ip {
+            if ip.is_unspecified() || ip.is_multicast() {
+                out.push(ConfigProblem::new(
+                    key,
+                    format!("{ip} cannot be advertised to clients"),
+                    "give the address clients reach this node on, e.g. \"203.0.113.7\"",
+                ));
+            }
+        }
+    }
+    if sfu.private_ip.is_some() && sfu.private_ip == Some(sfu.public_ip) {
+        out.push(ConfigProblem::new(
+            "sfu.private_ip",
+            "equals sfu.public_ip",
+            "remove private_ip, or set it to the node's address on the private network",
+        ));
+    }
+    in_range(
+        out,
+        "sfu.max_rooms_per_shard",
+        sfu.max_rooms_per_shard,
+        1..=100_000,
+        "rooms",
+    );
+    in_range(
+        out,
+        "sfu.max_participants_per_shard",
+        sfu.max_participants_per_shard,
+        1..=1_000_000,
+        "participants",
+    );
+    in_range(
+        out,
+        "sfu.media_timeout_secs",
+        sfu.media_timeout_secs,
+        5..=600,
+        "seconds",
+    );
 }

@@ -93,6 +93,16 @@ metrics! {
     SfuClose4008 => ("edge_sfu_closes_total", "code=\"4008\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
     SfuClose4031 => ("edge_sfu_closes_total", "code=\"4031\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
     SfuCloseOther => ("edge_sfu_closes_total", "code=\"other\"", Counter, "Signalling sockets closed by the server, by WebSocket close code."),
+    SfuRooms => ("edge_sfu_rooms", "", Gauge, "Group-call rooms open on this node."),
+    SfuParticipants => ("edge_sfu_participants", "", Gauge, "Group-call participants joined on this node."),
+    SfuPacketsAudio => ("edge_sfu_packets_forwarded_total", "kind=\"audio\"", Counter, "RTP packets written to subscribers."),
+    SfuPacketsVideo => ("edge_sfu_packets_forwarded_total", "kind=\"video\"", Counter, "RTP packets written to subscribers."),
+    SfuBytesAudio => ("edge_sfu_bytes_forwarded_total", "kind=\"audio\"", Counter, "RTP payload bytes written to subscribers."),
+    SfuBytesVideo => ("edge_sfu_bytes_forwarded_total", "kind=\"video\"", Counter, "RTP payload bytes written to subscribers."),
+    SfuPacketsDropped => ("edge_sfu_packets_dropped_total", "", Counter, "Media packets not forwarded (no session accepted them, no matching codec, or a layer not selected while waiting for a keyframe)."),
+    SfuKeyframeRequests => ("edge_sfu_keyframe_requests_total", "", Counter, "Keyframe requests sent to publishers (after the one-per-second limit)."),
+    SfuDcRelayed => ("edge_sfu_datachannel_messages_total", "result=\"relayed\"", Counter, "Data-channel messages by outcome (one per message received)."),
+    SfuDcDropped => ("edge_sfu_datachannel_messages_total", "result=\"dropped\"", Counter, "Data-channel messages by outcome (one per message received)."),
 }
 
 impl Metric {
