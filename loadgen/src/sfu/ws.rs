@@ -137,7 +137,9 @@ mod tests {
             req
         });
         let url = room_url(&format!("ws://{addr}"), "room-1");
-        let err = connect(&url, "a.b.c", None).await.unwrap_err();
+        let Err(err) = connect(&url, "a.b.c", None).await else {
+            panic!("a 404 must not upgrade");
+        };
         assert_eq!(failure_label(&err), "http 404");
         let req = server.await.unwrap();
         assert!(req.starts_with("GET /sfu/ws/room-1 HTTP/1.1\r\n"), "{req}");
