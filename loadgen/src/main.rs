@@ -31,8 +31,9 @@ fn main() -> ExitCode {
             loadgen::https::run_cli(args).map(|r| (r.requests > 0, "no request completed"))
         }
         Job::Bulk(args) => loadgen::bulk::run_cli(args).map(|r| (r.bytes > 0, "no byte received")),
-        Job::Sfu(args) => loadgen::sfu::run_cli(args)
-            .map(|r| (r.received_anything(), "no media frame received")),
+        Job::Sfu(args) => {
+            loadgen::sfu::run_cli(args).map(|r| (r.received_anything(), "no media frame received"))
+        }
         Job::UdpFanout(args) => loadgen::udp_fanout::run_cli(args)
             .map(|moved| (moved, "no packet forwarded or received")),
     };

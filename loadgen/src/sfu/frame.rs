@@ -107,7 +107,11 @@ pub fn video_payloads(sframe: &[u8], key_frame: bool) -> Vec<Vec<u8>> {
         .enumerate()
         .map(|(i, chunk)| {
             let mut p = Vec::with_capacity(1 + chunk.len());
-            p.push(if i == 0 { VP8_DESC_START } else { VP8_DESC_CONT });
+            p.push(if i == 0 {
+                VP8_DESC_START
+            } else {
+                VP8_DESC_CONT
+            });
             p.extend_from_slice(chunk);
             p
         })
@@ -165,7 +169,13 @@ pub struct Reassembler {
 
 impl Reassembler {
     /// Feeds one packet; returns the frame when this packet completes one.
-    pub fn push(&mut self, seq: u64, rtp_time: u32, marker: bool, payload: &[u8]) -> Option<Vec<u8>> {
+    pub fn push(
+        &mut self,
+        seq: u64,
+        rtp_time: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Option<Vec<u8>> {
         let (start, data) = vp8_descriptor(payload)?;
         if start {
             if self.current.is_some() {

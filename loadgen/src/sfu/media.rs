@@ -126,7 +126,11 @@ impl MediaSender {
     /// The next audio frame's single RTP payload.
     pub fn audio(&mut self, send_ns: u64) -> anyhow::Result<Vec<u8>> {
         let len = self.shape.audio_len(self.seq[Kind::Audio as usize]);
-        Ok(frame::audio_payload(&self.next_frame(Kind::Audio, send_ns, len)?))
+        Ok(frame::audio_payload(&self.next_frame(
+            Kind::Audio,
+            send_ns,
+            len,
+        )?))
     }
 
     /// The next video frame's RTP payloads (mark the last).
@@ -240,7 +244,12 @@ impl MediaReceiver {
         if sent < self.window.0 || sent >= self.window.1 {
             return;
         }
-        stats.frame_received(h.sender, kind, h.seq, arrived.saturating_duration_since(sent));
+        stats.frame_received(
+            h.sender,
+            kind,
+            h.seq,
+            arrived.saturating_duration_since(sent),
+        );
     }
 }
 
@@ -270,7 +279,16 @@ mod tests {
         for i in 1..=3u64 {
             let a = tx.audio(i * 20_000_000).unwrap();
             assert!((80..=170).contains(&a.len()), "{}", a.len());
-            rx.packet(&mut stats, Kind::Audio, 1, i, 0, false, &a, epoch + Duration::from_millis(i * 20 + 5));
+            rx.packet(
+                &mut stats,
+                Kind::Audio,
+                1,
+                i,
+                0,
+                false,
+                &a,
+                epoch + Duration::from_millis(i * 20 + 5),
+            );
         }
         let mut seq = 0u64;
         for (f, key) in [(0u64, true), (1, false)] {
@@ -278,14 +296,26 @@ mod tests {
             assert!(ps.len() > 1);
             let n = ps.len();
             for (i, p) in ps.iter().enumerate() {
-                rx.packet(&mut stats, Kind::Video, 2, seq, f as u32 * 3000, i == n - 1, p, epoch + Duration::from_millis(f * 33 + 7));
+                rx.packet(
+                    &mut stats,
+                    Kind::Video,
+                    2,
+                    seq,
+                    f as u32 * 3000,
+                    i == n - 1,
+                    p,
+                    epoch + Duration::from_millis(f * 33 + 7),
+                );
                 seq += 1;
             }
         }
         assert_eq!(stats.decrypt_failures, 0);
         assert_eq!(stats.frames_received, 5);
         assert_eq!(stats.latency.count(), 5);
-        assert!((stats.latency.quantile_ms(0.5) - 5.0).abs() < 0.1 || (stats.latency.quantile_ms(0.5) - 7.0).abs() < 0.1);
+        assert!(
+            (stats.latency.quantile_ms(0.5) - 5.0).abs() < 0.1
+                || (stats.latency.quantile_ms(0.5) - 7.0).abs() < 0.1
+        );
         assert_eq!(stats.packets_received, 4 + seq);
 
         // A flipped ciphertext byte is a decrypt failure.
@@ -305,15 +335,36 @@ mod tests {
     #[test]
     fn frames_outside_the_window_are_not_counted() {
         let epoch = Instant::now();
-        let win = (epoch + Duration::from_secs(1), epoch + Duration::from_secs(2));
+        let win = (
+            epoch + Duration::from_secs(1),
+            epoch + Duration::from_secs(2),
+        );
         let mut tx = MediaSender::new(0, Shape { video_kbps: 0 }).unwrap();
         let mut rx = MediaReceiver::new(epoch, win);
         rx.learn_key(tx.announcement().to_json().as_bytes());
         let mut stats = Stats::default();
         let early = tx.audio(500_000_000).unwrap();
-        rx.packet(&mut stats, Kind::Audio, 1, 0, 0, false, &early, epoch + Duration::from_millis(1200));
+        rx.packet(
+            &mut stats,
+            Kind::Audio,
+            1,
+            0,
+            0,
+            false,
+            &early,
+            epoch + Duration::from_millis(1200),
+        );
         let inside = tx.audio(1_500_000_000).unwrap();
-        rx.packet(&mut stats, Kind::Audio, 1, 1, 0, false, &inside, epoch + Duration::from_millis(1510));
+        rx.packet(
+            &mut stats,
+            Kind::Audio,
+            1,
+            1,
+            0,
+            false,
+            &inside,
+            epoch + Duration::from_millis(1510),
+        );
         assert_eq!(stats.packets_received, 2);
         assert_eq!(stats.frames_received, 1);
         assert!((stats.latency.max_ms() - 10.0).abs() < 0.1);

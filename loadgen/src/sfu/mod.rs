@@ -151,12 +151,14 @@ pub fn run(args: &SfuArgs) -> anyhow::Result<Report> {
     let total = args.rooms * args.participants;
     let epoch = Instant::now();
     let stagger = Duration::from_millis(args.stagger_ms);
-    let window_start = epoch + stagger * u32::try_from(total).context("too many participants")? + warmup;
+    let window_start =
+        epoch + stagger * u32::try_from(total).context("too many participants")? + warmup;
     let window = (window_start, window_start + duration);
     let leave_at = window.1 + GRACE;
     let exp = token::unix_now() + (leave_at - epoch).as_secs() + 60;
 
-    let mut per_thread: Vec<Vec<participant::Params>> = (0..args.threads).map(|_| Vec::new()).collect();
+    let mut per_thread: Vec<Vec<participant::Params>> =
+        (0..args.threads).map(|_| Vec::new()).collect();
     for r in 0..args.rooms {
         let room = format!("lg-{run_id}-{r}");
         let url = ws::room_url(&args.url, &room);

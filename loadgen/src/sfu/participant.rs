@@ -32,7 +32,9 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::media::{MediaReceiver, MediaSender, Shape, AUDIO_CLOCK, AUDIO_FPS, VIDEO_CLOCK, VIDEO_FPS};
+use super::media::{
+    MediaReceiver, MediaSender, Shape, AUDIO_CLOCK, AUDIO_FPS, VIDEO_CLOCK, VIDEO_FPS,
+};
 use super::stats::Stats;
 use super::ws;
 
@@ -70,7 +72,8 @@ pub struct Params {
 pub async fn run(p: Params) -> Stats {
     let mut stats = Stats::default();
     tokio::time::sleep_until(p.start_at.into()).await;
-    let conn = tokio::time::timeout(JOIN_TIMEOUT, ws::connect(&p.url, &p.jwt, p.tls.as_ref())).await;
+    let conn =
+        tokio::time::timeout(JOIN_TIMEOUT, ws::connect(&p.url, &p.jwt, p.tls.as_ref())).await;
     let ws = match conn {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -80,7 +83,10 @@ pub async fn run(p: Params) -> Stats {
             return stats;
         }
         Err(_) => {
-            *stats.join_failures.entry("connect timeout".into()).or_default() += 1;
+            *stats
+                .join_failures
+                .entry("connect timeout".into())
+                .or_default() += 1;
             return stats;
         }
     };
@@ -88,7 +94,10 @@ pub async fn run(p: Params) -> Stats {
         Ok(me) => me,
         Err(e) => {
             stats.error(format!("{}: {e:#}", p.peer));
-            *stats.join_failures.entry("local set-up".into()).or_default() += 1;
+            *stats
+                .join_failures
+                .entry("local set-up".into())
+                .or_default() += 1;
             return stats;
         }
     };
@@ -160,7 +169,13 @@ impl Participant {
         rtc.add_local_candidate(candidate);
         let mut api = rtc.sdp_api();
         let stream_id = Some(p.peer.clone());
-        let audio_mid = api.add_media(MediaKind::Audio, Direction::SendOnly, stream_id.clone(), None, None);
+        let audio_mid = api.add_media(
+            MediaKind::Audio,
+            Direction::SendOnly,
+            stream_id.clone(),
+            None,
+            None,
+        );
         let video_mid = p
             .shape
             .video_enabled()
@@ -208,7 +223,10 @@ impl Participant {
 
     async fn send(&mut self, msg: &ClientMsg) -> anyhow::Result<()> {
         let text = serde_json::to_string(msg).context("rendering a client message")?;
-        self.ws.send(Message::text(text)).await.context("WebSocket send")
+        self.ws
+            .send(Message::text(text))
+            .await
+            .context("WebSocket send")
     }
 
     async fn run(&mut self, p: &Params) -> anyhow::Result<()> {
@@ -220,7 +238,11 @@ impl Participant {
                 break;
             }
             if !self.connected && now >= join_deadline {
-                let why = if self.answered { "ice/dtls not connected" } else { "no answer" };
+                let why = if self.answered {
+                    "ice/dtls not connected"
+                } else {
+                    "no answer"
+                };
                 *self.stats.join_failures.entry(why.into()).or_default() += 1;
                 return Ok(());
             }
@@ -273,7 +295,9 @@ impl Participant {
     async fn tick(&mut self, p: &Params) -> anyhow::Result<()> {
         let now = Instant::now();
         if now >= self.rtc_timeout {
-            self.rtc.handle_input(Input::Timeout(now)).context("str0m timeout")?;
+            self.rtc
+                .handle_input(Input::Timeout(now))
+                .context("str0m timeout")?;
             self.drain().await?;
         }
         if self.sending(p, now) {
@@ -311,7 +335,9 @@ impl Participant {
         let payload = self.sender.audio(send_ns)?;
         let rtp_time = self.audio_frames.wrapping_mul(AUDIO_CLOCK / AUDIO_FPS);
         self.audio_frames = self.audio_frames.wrapping_add(1);
-        let Some(tx) = self.audio_tx.as_mut() else { return Ok(()) };
+        let Some(tx) = self.audio_tx.as_mut() else {
+            return Ok(());
+        };
         write_rtp(&mut self.rtc, tx, rtp_time, now, false, false, payload);
         if Self::in_window(p, now) {
             self.stats.packets_sent += 1;
@@ -328,7 +354,9 @@ impl Participant {
         self.video_frames = self.video_frames.wrapping_add(1);
         let n = payloads.len();
         for (i, payload) in payloads.into_iter().enumerate() {
-            let Some(tx) = self.video_tx.as_mut() else { return Ok(()) };
+            let Some(tx) = self.video_tx.as_mut() else {
+                return Ok(());
+            };
             write_rtp(&mut self.rtc, tx, rtp_time, now, i + 1 == n, true, payload);
             self.drain().await?;
         }
@@ -358,11 +386,9 @@ impl Participant {
 
     fn on_event(&mut self, e: Event) {
         match e {
-            Event::Connected => {
-                if !self.connected {
-                    self.connected = true;
-                    self.stats.joined += 1;
-                }
+            Event::Connected if !self.connected => {
+                self.connected = true;
+                self.stats.joined += 1;
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.stats.error("ICE disconnected");
@@ -388,10 +414,8 @@ impl Participant {
                     self.stats.chat_messages += 1;
                 }
             }
-            Event::KeyframeRequest(r) => {
-                if Some(r.mid) == self.video_mid {
-                    self.key_frame_due = true;
-                }
+            Event::KeyframeRequest(r) if Some(r.mid) == self.video_mid => {
+                self.key_frame_due = true;
             }
             Event::RtpPacket(pkt) => {
                 let ssrc = pkt.header.ssrc;
@@ -452,7 +476,8 @@ impl Participant {
         match msg {
             Message::Text(text) => {
                 let Ok(m) = serde_json::from_str::<ServerMsg>(text.as_str()) else {
-                    self.stats.error(format!("unreadable server message: {}", text.as_str()));
+                    self.stats
+                        .error(format!("unreadable server message: {}", text.as_str()));
                     return Ok(());
                 };
                 self.on_server(m).await
@@ -541,7 +566,11 @@ impl Participant {
             let _ = self.send(&ClientMsg::Leave).await;
             let _ = tokio::time::timeout(Duration::from_millis(500), self.ws.close(None)).await;
         } else if !self.connected && self.stats.join_failures.is_empty() {
-            *self.stats.join_failures.entry("session ended before media".into()).or_default() += 1;
+            *self
+                .stats
+                .join_failures
+                .entry("session ended before media".into())
+                .or_default() += 1;
         }
         self.rtc.disconnect();
         let _ = tokio::time::timeout(Duration::from_millis(100), self.drain()).await;
@@ -564,7 +593,15 @@ fn nanos_since(epoch: Instant, now: Instant) -> u64 {
     u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn write_rtp(rtc: &mut Rtc, tx: &mut Tx, rtp_time: u32, now: Instant, marker: bool, nack: bool, payload: Vec<u8>) {
+fn write_rtp(
+    rtc: &mut Rtc,
+    tx: &mut Tx,
+    rtp_time: u32,
+    now: Instant,
+    marker: bool,
+    nack: bool,
+    payload: Vec<u8>,
+) {
     let seq: SeqNo = tx.seq.into();
     tx.seq += 1;
     if let Some(stream) = rtc.direct_api().stream_tx(&tx.ssrc) {

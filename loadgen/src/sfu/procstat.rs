@@ -42,7 +42,10 @@ mod tests {
         let stat = "1234 (we ird) name)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0";
         assert_eq!(parse_stat_ticks(stat), Some(300));
         assert_eq!(parse_stat_ticks("garbage"), None);
-        assert_eq!(parse_vmrss_kib("Name:\tedge\nVmRSS:\t  20480 kB\n"), Some(20480));
+        assert_eq!(
+            parse_vmrss_kib("Name:\tedge\nVmRSS:\t  20480 kB\n"),
+            Some(20480)
+        );
         assert_eq!(parse_vmrss_kib("Name:\tedge\n"), None);
     }
 

@@ -114,24 +114,53 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
-        let mut t = Table::new(format!("loadgen sfu {}", self.url));
+        let job = if self.url.starts_with("udp://") {
+            "udp-fanout --drive"
+        } else {
+            "sfu"
+        };
+        let mut t = Table::new(format!("loadgen {job} {}", self.url));
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
         t.row("rooms", self.rooms)
-            .row("participants", format!("{} ({} per room)", self.participants, self.participants_per_room))
+            .row(
+                "participants",
+                format!(
+                    "{} ({} per room)",
+                    self.participants, self.participants_per_room
+                ),
+            )
             .row("joined", self.joined)
             .row("join failures", map_text(&self.join_failures))
             .row("close codes", map_text(&self.close_codes))
-            .row("duration", format!("{:.1} s (+{:.1} s warm-up)", self.duration_s, self.warmup_s))
+            .row(
+                "duration",
+                format!("{:.1} s (+{:.1} s warm-up)", self.duration_s, self.warmup_s),
+            )
             .row("pps in (sent)", format!("{:.0}", self.pps_in))
             .row("pps out (received)", format!("{:.0}", self.pps_out))
             .row("fanout", format!("{:.2}", self.fanout))
-            .row("frames sent / received", format!("{} / {}", self.frames_sent, self.frames_received))
-            .row("loss", format!("{:.3} % ({} of {})", self.loss_pct, self.frames_lost, self.frames_expected))
+            .row(
+                "frames sent / received",
+                format!("{} / {}", self.frames_sent, self.frames_received),
+            )
+            .row(
+                "loss",
+                format!(
+                    "{:.3} % ({} of {})",
+                    self.loss_pct, self.frames_lost, self.frames_expected
+                ),
+            )
             .row("decrypt failures", self.decrypt_failures)
             .row("frames without key", self.frames_without_key)
             .row("frames broken", self.frames_broken)
             .row("renegotiations", self.renegotiations)
-            .row("latency p50 / p99 / max", format!("{:.2} / {:.2} / {:.2} ms", self.p50_ms, self.p99_ms, self.max_ms))
+            .row(
+                "latency p50 / p99 / max",
+                format!(
+                    "{:.2} / {:.2} / {:.2} ms",
+                    self.p50_ms, self.p99_ms, self.max_ms
+                ),
+            )
             .row("edge cpu", format!("{} %", opt(self.edge_cpu_pct)))
             .row("edge rss", format!("{} MiB", opt(self.edge_rss_mib)))
             .row("loadgen cpu", format!("{:.1} %", self.loadgen_cpu_pct));
@@ -158,9 +187,11 @@ mod tests {
 
     #[test]
     fn report_rates_and_json_fields() {
-        let mut s = Stats::default();
-        s.packets_sent = 1000;
-        s.packets_received = 5000;
+        let mut s = Stats {
+            packets_sent: 1000,
+            packets_received: 5000,
+            ..Stats::default()
+        };
         s.join_failures.insert("http 404".into(), 2);
         s.close_codes.insert(4004, 1);
         let r = Report::new(
@@ -183,8 +214,18 @@ mod tests {
         assert!(!r.received_anything());
         let v = serde_json::to_value(&r).unwrap();
         for key in [
-            "rooms", "participants", "pps_in", "pps_out", "loss_pct", "decrypt_failures",
-            "p50_ms", "p99_ms", "edge_cpu_pct", "edge_rss_mib", "join_failures", "close_codes",
+            "rooms",
+            "participants",
+            "pps_in",
+            "pps_out",
+            "loss_pct",
+            "decrypt_failures",
+            "p50_ms",
+            "p99_ms",
+            "edge_cpu_pct",
+            "edge_rss_mib",
+            "join_failures",
+            "close_codes",
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }

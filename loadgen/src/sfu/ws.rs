@@ -76,7 +76,10 @@ pub async fn connect(url: &str, jwt: &str, tls: Option<&Arc<ClientConfig>>) -> a
     let uri = request.uri().clone();
     let host = uri.host().context("URL has no host")?;
     // `[::1]` in a URL; rustls and connect want the bare address.
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let tls_needed = needs_tls(url)?;
     let port = uri.port_u16().unwrap_or(if tls_needed { 443 } else { 80 });
     let tcp = TcpStream::connect((host.as_str(), port))

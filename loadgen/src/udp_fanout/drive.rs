@@ -49,7 +49,11 @@ pub fn video_packet_sizes(shape: &Shape) -> Vec<usize> {
     let n = frame.div_ceil(chunk);
     (0..n)
         .map(|i| {
-            let len = if i + 1 == n { frame - chunk * (n - 1) } else { chunk };
+            let len = if i + 1 == n {
+                frame - chunk * (n - 1)
+            } else {
+                chunk
+            };
             (len + 1 + DATAGRAM_OVERHEAD).max(HEADER)
         })
         .collect()
@@ -103,7 +107,10 @@ pub async fn run(s: Sim) -> anyhow::Result<Stats> {
         .with_context(|| format!("binding UDP on {}", s.media_ip))?;
     tokio::time::sleep_until(s.start_at.into()).await;
     stats.joined = 1;
-    let video = s.shape.video_enabled().then(|| video_packet_sizes(&s.shape));
+    let video = s
+        .shape
+        .video_enabled()
+        .then(|| video_packet_sizes(&s.shape));
     let video_every = Duration::from_secs(1) / crate::sfu::media::VIDEO_FPS;
     let (mut next_audio, mut next_video) = (Instant::now(), Instant::now());
     let mut seq = [0u32; 2];
@@ -115,7 +122,14 @@ pub async fn run(s: Sim) -> anyhow::Result<Stats> {
         }
         let sending = now < s.window.1;
         if sending && now >= next_audio {
-            let d = datagram(s.room, s.index, Kind::Audio, seq[0], nanos(s.epoch, now), audio_packet_size(&s.shape, seq[0]));
+            let d = datagram(
+                s.room,
+                s.index,
+                Kind::Audio,
+                seq[0],
+                nanos(s.epoch, now),
+                audio_packet_size(&s.shape, seq[0]),
+            );
             seq[0] = seq[0].wrapping_add(1);
             let _ = socket.send_to(&d, s.target).await;
             if in_window(s.window, now) {
@@ -126,7 +140,14 @@ pub async fn run(s: Sim) -> anyhow::Result<Stats> {
         }
         if let (true, Some(sizes)) = (sending && now >= next_video, &video) {
             for &len in sizes {
-                let d = datagram(s.room, s.index, Kind::Video, seq[1], nanos(s.epoch, now), len);
+                let d = datagram(
+                    s.room,
+                    s.index,
+                    Kind::Video,
+                    seq[1],
+                    nanos(s.epoch, now),
+                    len,
+                );
                 seq[1] = seq[1].wrapping_add(1);
                 let _ = socket.send_to(&d, s.target).await;
             }

@@ -155,7 +155,16 @@ pub fn run(cfg: &Config) -> anyhow::Result<Totals> {
         }
         let n = match batch.recv(fd) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(e) => return Err(e).context("recvmmsg"),
         };
         t.recv_calls += 1;
@@ -234,10 +243,16 @@ mod tests {
         let cfg = Config { listen, ..cfg };
         let fwd = std::thread::spawn(move || run(&cfg).unwrap());
         std::thread::sleep(Duration::from_millis(100));
-        let peers: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let peers: Vec<UdpSocket> = (0..3)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
         for p in &peers {
-            p.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            p.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
             p.send_to(&[0, 0, 0, 1, 0], listen).unwrap();
+            // One join per batch, so the counts below are exact (within a
+            // batch every member is learned before anything is routed).
+            std::thread::sleep(Duration::from_millis(30));
         }
         std::thread::sleep(Duration::from_millis(50));
         peers[0].send_to(&[0, 0, 0, 1, 42], listen).unwrap();

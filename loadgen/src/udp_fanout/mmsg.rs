@@ -181,9 +181,11 @@ pub fn send_all(fd: RawFd, items: &[(&[u8], &RawAddr)]) -> (u64, u64) {
             })
             .collect();
         // SAFETY: all-zero is a valid mmsghdr (see RecvBatch::recv).
-        let mut hdrs: Vec<libc::mmsghdr> = (0..chunk.len()).map(|_| unsafe { mem::zeroed() }).collect();
+        let mut hdrs: Vec<libc::mmsghdr> =
+            (0..chunk.len()).map(|_| unsafe { mem::zeroed() }).collect();
         for (i, h) in hdrs.iter_mut().enumerate() {
-            h.msg_hdr.msg_name = (&chunk[i].1.storage as *const libc::sockaddr_storage) as *mut libc::c_void;
+            h.msg_hdr.msg_name =
+                (&chunk[i].1.storage as *const libc::sockaddr_storage) as *mut libc::c_void;
             h.msg_hdr.msg_namelen = chunk[i].1.len;
             h.msg_hdr.msg_iov = &mut iovecs[i];
             h.msg_hdr.msg_iovlen = 1;
@@ -273,8 +275,12 @@ mod tests {
             }
         }
         // Nothing queued: the receive timeout comes back as an error.
-        rx.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let err = batch.recv(rx.as_raw_fd()).unwrap_err();
-        assert!(matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
+        assert!(matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
     }
 }

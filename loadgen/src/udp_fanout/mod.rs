@@ -25,9 +25,9 @@ use clap::Parser;
 
 use crate::report::Table;
 use crate::sfu::media::Shape;
+use crate::sfu::procstat;
 use crate::sfu::report::{Report, Run};
 use crate::sfu::stats::Stats;
-use crate::sfu::procstat;
 
 /// Reference UDP forwarder (`--listen`) or its driver (`--drive`).
 #[derive(Parser, Clone, Debug)]
@@ -109,8 +109,14 @@ pub fn run_cli(args: &UdpFanoutArgs) -> anyhow::Result<bool> {
                 .row("seconds", format!("{:.1}", t.seconds))
                 .row("fanout", t.fanout)
                 .row("rooms", t.rooms)
-                .row("packets in / out", format!("{} / {}", t.packets_in, t.packets_out))
-                .row("pps in / out", format!("{:.0} / {:.0}", t.pps_in, t.pps_out))
+                .row(
+                    "packets in / out",
+                    format!("{} / {}", t.packets_in, t.packets_out),
+                )
+                .row(
+                    "pps in / out",
+                    format!("{:.0} / {:.0}", t.pps_in, t.pps_out),
+                )
                 .row("dropped", t.dropped)
                 .row("send errors", t.send_errors)
                 .row("cpu", format!("{:.2} s", t.cpu_s));
@@ -134,7 +140,10 @@ pub fn run_cli(args: &UdpFanoutArgs) -> anyhow::Result<bool> {
 
 /// Runs the driver (one current-thread tokio runtime) and reports.
 pub fn drive(args: &UdpFanoutArgs, target: SocketAddr) -> anyhow::Result<Report> {
-    ensure!(args.rooms >= 1 && args.participants >= 1, "--rooms and --participants must be at least 1");
+    ensure!(
+        args.rooms >= 1 && args.participants >= 1,
+        "--rooms and --participants must be at least 1"
+    );
     let duration = secs("--duration", args.duration)?;
     ensure!(!duration.is_zero(), "--duration must be positive");
     let warmup = secs("--warmup", args.warmup)?;
@@ -169,9 +178,15 @@ pub fn drive(args: &UdpFanoutArgs, target: SocketAddr) -> anyhow::Result<Report>
             }));
         }
         tokio::time::sleep_until(window.0.into()).await;
-        let (e0, c0) = (pid.and_then(procstat::cpu_seconds), crate::cpu::process_cpu_seconds());
+        let (e0, c0) = (
+            pid.and_then(procstat::cpu_seconds),
+            crate::cpu::process_cpu_seconds(),
+        );
         tokio::time::sleep_until(window.1.into()).await;
-        let (e1, c1) = (pid.and_then(procstat::cpu_seconds), crate::cpu::process_cpu_seconds());
+        let (e1, c1) = (
+            pid.and_then(procstat::cpu_seconds),
+            crate::cpu::process_cpu_seconds(),
+        );
         let rss = pid.and_then(procstat::rss_mib);
         let mut stats = Stats::default();
         while let Some(done) = tasks.join_next().await {
