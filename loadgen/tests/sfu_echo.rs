@@ -39,6 +39,7 @@ async fn drain(rtc: &mut Rtc, socket: &UdpSocket, events: &mut Vec<Event>) -> In
 }
 
 /// Serves one participant until its WebSocket closes.
+#[allow(clippy::result_large_err)] // tungstenite's callback signature
 async fn echo_server(listener: TcpListener) {
     let (tcp, _) = listener.accept().await.unwrap();
     let mut bearer = false;
