@@ -524,8 +524,8 @@ impl Participant {
                     .accept_offer(offer)
                     .context("accepting a server offer")?;
                 self.stats.renegotiations += 1;
-                // New m-lines may reuse nothing, but cached SSRC lookups that
-                // failed before the offer should be retried.
+                // SSRCs that could not be placed before this offer may
+                // belong to its new m-lines: look them up again.
                 self.kinds.retain(|_, k| k.is_some());
                 self.send(&ClientMsg::Answer {
                     sdp: answer.to_sdp_string(),

@@ -206,7 +206,7 @@ mod tests {
         for s in [5, 6, 8, 9, 9, 12] {
             t.record(s);
         }
-        // 5..=12 expected (8), received 5 distinct: 6 7? no — 5,6,8,9,12.
+        // 5..=12 expected (8); received 5, 6, 8, 9, 12 (the second 9 is a dup).
         assert_eq!(t.expected(), 8);
         assert_eq!(t.received(), 5);
         assert_eq!(t.lost(), 3);
