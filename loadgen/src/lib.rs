@@ -11,4 +11,6 @@ pub mod bulk;
 pub mod cpu;
 pub mod https;
 pub mod report;
+pub mod sfu;
 pub mod tls;
+pub mod udp_fanout;

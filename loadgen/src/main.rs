@@ -17,6 +17,11 @@ enum Job {
     Https(loadgen::https::HttpsArgs),
     /// Download throughput from a plain TCP port over C connections.
     Bulk(loadgen::bulk::BulkArgs),
+    /// Group-call participants (str0m, SFrame media) against the edge's SFU.
+    Sfu(loadgen::sfu::SfuArgs),
+    /// The SFU benchmark's ceiling: a plain recvmmsg/sendmmsg UDP forwarder
+    /// (`--listen`) and its traffic driver (`--drive`).
+    UdpFanout(loadgen::udp_fanout::UdpFanoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +31,11 @@ fn main() -> ExitCode {
             loadgen::https::run_cli(args).map(|r| (r.requests > 0, "no request completed"))
         }
         Job::Bulk(args) => loadgen::bulk::run_cli(args).map(|r| (r.bytes > 0, "no byte received")),
+        Job::Sfu(args) => {
+            loadgen::sfu::run_cli(args).map(|r| (r.received_anything(), "no media frame received"))
+        }
+        Job::UdpFanout(args) => loadgen::udp_fanout::run_cli(args)
+            .map(|moved| (moved, "no packet forwarded or received")),
     };
     match outcome {
         Ok((true, _)) => ExitCode::SUCCESS,
