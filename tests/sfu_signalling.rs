@@ -215,8 +215,8 @@ fn strangers_get_the_cover_404_and_refused_tokens_a_401() {
 fn signalling_over_a_real_websocket_client() {
     let edge = sfu_edge();
     let t = token("room1", "alice", now() + 60);
-    // Authorization header; the built-in rooms refuse every offer until the media engine
-    // is wired in: error 4003, then close 4003.
+    // Authorization header; "v=0" is no SDP offer the rooms can read: error 4002, then
+    // close 4002.
     let evs = ws(
         &edge,
         "/sfu/ws/room1",
@@ -226,8 +226,8 @@ fn signalling_over_a_real_websocket_client() {
         events(&evs),
         [
             "open null",
-            r#"recv {"type":"error","code":4003,"message":"SDP rejected"}"#,
-            "close 4003"
+            r#"recv {"type":"error","code":4002,"message":"bad offer"}"#,
+            "close 4002"
         ]
     );
     // Subprotocol token: the server selects oxpulse-sfu.v1; WebSocket pings are answered;
@@ -272,7 +272,7 @@ fn signalling_over_a_real_websocket_client() {
     assert_eq!(events(&evs), ["open null", "close 1000"]);
 
     assert_eq!(edge.metric("edge_sfu_ws_upgrades_total{result=\"ok\"}"), 5);
-    assert_eq!(edge.metric("edge_sfu_closes_total{code=\"4003\"}"), 1);
+    assert_eq!(edge.metric("edge_sfu_closes_total{code=\"4002\"}"), 1);
     assert_eq!(edge.metric("edge_sfu_closes_total{code=\"4000\"}"), 2);
     assert_eq!(edge.metric("edge_sfu_closes_total{code=\"4001\"}"), 1);
     assert_eq!(edge.metric("edge_sfu_closes_total{code=\"1000\"}"), 1);

@@ -409,6 +409,10 @@ impl SfuConfig {
 
     /// The UDP port shard `shard` binds and advertises.
     pub fn media_port(&self, shard: usize) -> u16 {
+        if self.media_port_base == 0 {
+            // Ephemeral: the shard binds port 0 and advertises what it got.
+            return 0;
+        }
         // Validation keeps base + shards within u16; saturate rather than wrap otherwise.
         u16::try_from(self.media_port_base.saturating_add(shard as u64)).unwrap_or(u16::MAX)
     }

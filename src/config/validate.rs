@@ -383,13 +383,16 @@ fn sfu_media(config: &Config, out: &mut Vec<ConfigProblem>) {
     // `cores = 0` means "every CPU"; the bound is checked again at start with the real
     // count, here against the configured one (or 1).
     let shards = config.runtime.cores.max(1);
-    in_range(
-        out,
-        "sfu.media_port_base",
-        sfu.media_port_base,
-        1024..=65535u64.saturating_sub(shards - 1),
-        "(shard i binds base + i; all must be ports below 65536)",
-    );
+    // 0 = every shard takes an ephemeral port (tests, dev nodes).
+    if sfu.media_port_base != 0 {
+        in_range(
+            out,
+            "sfu.media_port_base",
+            sfu.media_port_base,
+            1024..=65535u64.saturating_sub(shards - 1),
+            "(shard i binds base + i; all must be ports below 65536; 0 = ephemeral)",
+        );
+    }
     for (key, ip) in [
         ("sfu.public_ip", Some(sfu.public_ip)),
         ("sfu.private_ip", sfu.private_ip),

@@ -17,7 +17,6 @@ use crate::config::{self, Config};
 use crate::front::cover::CoverSite;
 use crate::front::probe::{Classifier, Policy, SessionKeys};
 use crate::front::tls::{self, CertSet, TlsSetupError};
-use crate::sfu::signalling::RoomsHook;
 use crate::sfu::upgrade::HandedSignalling;
 use crate::telemetry::metrics::Snapshot;
 use crate::tunnel::settings::{parse_target, TunnelSettings};
@@ -81,8 +80,6 @@ pub struct Shared {
     pub port_holds: Vec<socket2::Socket>,
     /// The group-call room-token key; `None` turns the `/sfu/ws/` route off.
     pub sfu_secret: Option<Arc<config::Secret>>,
-    /// Builds each shard's rooms; `None` = every join is refused (`NoRooms`).
-    pub rooms_hook: Option<RoomsHook>,
 }
 
 /// Loads the certificates named in the config (or makes the dev one).
@@ -237,7 +234,6 @@ pub fn prepare(cfg: Config) -> Result<Shared, StartError> {
         forwards,
         port_holds,
         sfu_secret,
-        rooms_hook: None,
         cfg: Arc::new(cfg),
     })
 }

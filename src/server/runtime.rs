@@ -18,8 +18,9 @@ use crate::front::driver::{serve, FrontShard};
 use crate::front::http::Site;
 use crate::front::route::Router;
 use crate::front::tls;
+use crate::sfu;
 use crate::sfu::session::Timeouts;
-use crate::sfu::signalling::{NoRooms, SfuShard};
+use crate::sfu::signalling::SfuShard;
 use crate::sfu::upgrade::serve_handed;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
 use crate::tunnel::forward_driver::{self, Forward};
@@ -104,27 +105,57 @@ async fn shard_main(
         .then(|| HeaderValue::from_str(&cfg.front.server_header).ok())
         .flatten();
     let conns = ConnTracker::default();
-    let sfu = shared.sfu_secret.as_ref().map(|secret| {
-        let rooms: Rc<RefCell<dyn crate::sfu::api::Rooms>> = match &shared.rooms_hook {
-            Some(hook) => hook(shard.index),
-            None => Rc::new(RefCell::new(NoRooms)),
-        };
-        Rc::new(SfuShard {
-            index: shard.index,
-            shards: shard.count,
-            secret: secret.clone(),
-            rooms,
-            timeouts: Timeouts {
-                offer: cfg.sfu.offer_timeout(),
-                ..Timeouts::default()
-            },
-            metrics: metrics.clone(),
-            conns: conns.clone(),
-            shutdown: shard.shutdown.clone(),
-            bus: (shard.count > 1).then(|| shard.bus.clone()),
-            server_header: server_header.clone(),
-        })
-    });
+    // Group calls: this shard's rooms and their UDP media port, when the
+    // signalling route is on (a token key is configured).
+    let rooms = match &shared.sfu_secret {
+        None => None,
+        Some(_) => {
+            let addrs = sfu::media_addrs(&cfg.sfu, shard.index);
+            let bound = addrs.bound;
+            let hub_cfg = sfu::HubConfig::from_config(&cfg.sfu, cfg.sfu.max_participants as usize);
+            match sfu::media_driver::start(
+                addrs,
+                hub_cfg,
+                Some(metrics.clone()),
+                shard.shutdown.clone(),
+            ) {
+                Ok(hub) => {
+                    let port = hub.borrow().media_addrs().bound.port();
+                    tracing::info!(shard = shard.index, port, "group-call media listening");
+                    Some(hub as Rc<RefCell<dyn crate::sfu::api::Rooms>>)
+                }
+                Err(e) => {
+                    let err = StartError::Bind {
+                        what: "group-call media (UDP)",
+                        addr: bound,
+                        source: e,
+                    };
+                    return fail(&shared, &shutdown, err.to_string());
+                }
+            }
+        }
+    };
+    let sfu = shared
+        .sfu_secret
+        .as_ref()
+        .zip(rooms)
+        .map(|(secret, rooms)| {
+            Rc::new(SfuShard {
+                index: shard.index,
+                shards: shard.count,
+                secret: secret.clone(),
+                rooms,
+                timeouts: Timeouts {
+                    offer: cfg.sfu.offer_timeout(),
+                    ..Timeouts::default()
+                },
+                metrics: metrics.clone(),
+                conns: conns.clone(),
+                shutdown: shard.shutdown.clone(),
+                bus: (shard.count > 1).then(|| shard.bus.clone()),
+                server_header: server_header.clone(),
+            })
+        });
     let site = Rc::new(Site {
         cover: shared.cover.clone(),
         classifier: shared.classifier.clone(),

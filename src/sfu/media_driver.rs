@@ -65,6 +65,15 @@ pub fn start(
     shutdown: ShutdownHandle,
 ) -> io::Result<Rc<RefCell<RoomHub>>> {
     let socket = bind(addrs.bound)?;
+    let mut addrs = addrs;
+    if addrs.bound.port() == 0 {
+        // An ephemeral port (`media_port_base = 0`): advertise the one bound.
+        let port = socket.local_addr().map_err(io::Error::from)?.port();
+        addrs.bound.set_port(port);
+        for c in &mut addrs.candidates {
+            c.set_port(port);
+        }
+    }
     let hub = Rc::new(RefCell::new(RoomHub::new(addrs, cfg, metrics)));
     glommio::spawn_local(run(socket, hub.clone(), shutdown)).detach();
     Ok(hub)

@@ -15,9 +15,9 @@ use http::HeaderValue;
 use shards::bus::Bus;
 use shards::shutdown::{ConnTracker, ShutdownHandle};
 
-use super::api::{JoinRefusal, Outbox, Outgoing, Rooms};
+use super::api::{Outbox, Outgoing, Rooms};
 use super::session::{Session, Timeouts};
-use super::signal::{CloseCode, Rid};
+
 use crate::config::Secret;
 use crate::server::ShardMsg;
 use crate::telemetry::metrics::{Metric, ShardMetrics};
@@ -26,10 +26,6 @@ use crate::telemetry::metrics::{Metric, ShardMetrics};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long closing the socket (close_notify, TCP shutdown) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Builds a shard's rooms at start, given the shard index. The str0m rooms plug in here;
-/// without a hook every join is refused ([`NoRooms`]).
-pub type RoomsHook = Arc<dyn Fn(usize) -> Rc<RefCell<dyn Rooms>> + Send + Sync>;
 
 /// Everything signalling needs on one shard: built once per shard, shared by its sockets.
 pub struct SfuShard {
@@ -48,28 +44,6 @@ pub struct SfuShard {
     pub bus: Option<Bus<ShardMsg>>,
     /// The front's `Server` header, for the 101.
     pub server_header: Option<HeaderValue>,
-}
-
-/// Rooms that refuse every join with `SdpRejected` (close 4003): what a node runs until
-/// the media engine is wired in, so signalling can be exercised end to end.
-pub struct NoRooms;
-
-impl Rooms for NoRooms {
-    fn join(
-        &mut self,
-        _room: &str,
-        _peer: &str,
-        _offer_sdp: &str,
-        _outbox: Rc<dyn Outbox>,
-        _now: Instant,
-    ) -> Result<String, JoinRefusal> {
-        Err(JoinRefusal::SdpRejected)
-    }
-    fn answer(&mut self, _: &str, _: &str, _: &str, _: Instant) -> Result<(), CloseCode> {
-        Err(CloseCode::SdpRejected)
-    }
-    fn set_layer(&mut self, _: &str, _: &str, _: &str, _: Rid) {}
-    fn leave(&mut self, _: &str, _: &str, _: Instant) {}
 }
 
 /// A participant's outbox: the rooms push, the session loop drains.
@@ -233,6 +207,9 @@ mod tests {
 
     use glommio::net::TcpListener;
     use shards::shutdown::Shutdown;
+
+    use crate::sfu::api::JoinRefusal;
+    use crate::sfu::signal::{CloseCode, Rid};
 
     use super::*;
     use crate::sfu::signal::ServerMsg;
