@@ -16,7 +16,7 @@ const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ws_cli
 fn sfu_edge() -> Edge {
     let setup = prod_setup(
         "strict",
-        "[sfu]\nsecret_file = \"sfu.key\"\noffer_timeout_secs = 1\n",
+        "[sfu]\nsecret_file = \"sfu.key\"\noffer_timeout_secs = 1\nmedia_port_base = 0\n",
     );
     write_secret(&setup.dir.path().join("sfu.key"), SFU_SECRET);
     let cfg = setup.config();

@@ -265,6 +265,7 @@ fn one_participant_gets_its_own_media_back_through_an_echo_sfu() {
         insecure: false,
         ca: None,
         media_ip: "127.0.0.1".parse().unwrap(),
+        connect_to: None,
         cores_pid: Some(std::process::id()),
         run_id: Some("t".into()),
         json: None,

@@ -101,6 +101,11 @@ pub struct SfuArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub media_ip: IpAddr,
 
+    /// Dial this IP:port instead of the URL's host; the URL still gives the TLS
+    /// name and Host (like curl's --connect-to: test a node before DNS points at it).
+    #[arg(long)]
+    pub connect_to: Option<std::net::SocketAddr>,
+
     /// The edge's pid: report its CPU and RSS over the window from /proc.
     #[arg(long, value_name = "PID")]
     pub cores_pid: Option<u32>,
@@ -171,6 +176,7 @@ pub fn run(args: &SfuArgs) -> anyhow::Result<Report> {
                 peer,
                 url: url.clone(),
                 tls: tls.clone(),
+                connect_to: args.connect_to,
                 media_ip: args.media_ip,
                 shape,
                 crypto: Arc::clone(&crypto),

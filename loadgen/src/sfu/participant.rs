@@ -55,6 +55,8 @@ pub struct Params {
     pub url: String,
     pub jwt: String,
     pub tls: Option<Arc<ClientConfig>>,
+    /// Dial this instead of the URL's host (`--connect-to`).
+    pub connect_to: Option<std::net::SocketAddr>,
     pub media_ip: IpAddr,
     pub shape: Shape,
     pub crypto: Arc<CryptoProvider>,
@@ -72,8 +74,11 @@ pub struct Params {
 pub async fn run(p: Params) -> Stats {
     let mut stats = Stats::default();
     tokio::time::sleep_until(p.start_at.into()).await;
-    let conn =
-        tokio::time::timeout(JOIN_TIMEOUT, ws::connect(&p.url, &p.jwt, p.tls.as_ref())).await;
+    let conn = tokio::time::timeout(
+        JOIN_TIMEOUT,
+        ws::connect(&p.url, &p.jwt, p.tls.as_ref(), p.connect_to),
+    )
+    .await;
     let ws = match conn {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {

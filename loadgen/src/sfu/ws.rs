@@ -64,7 +64,15 @@ pub fn failure_label(err: &anyhow::Error) -> String {
 }
 
 /// Opens the socket and completes the upgrade.
-pub async fn connect(url: &str, jwt: &str, tls: Option<&Arc<ClientConfig>>) -> anyhow::Result<Ws> {
+/// `connect_to`, when set, is the address to dial instead of resolving the URL's
+/// host, which still names the TLS server and the Host header (curl's
+/// `--connect-to`: reach a node before its DNS points at it).
+pub async fn connect(
+    url: &str,
+    jwt: &str,
+    tls: Option<&Arc<ClientConfig>>,
+    connect_to: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Ws> {
     let mut request = url
         .into_client_request()
         .with_context(|| format!("bad URL {url}"))?;
@@ -82,9 +90,14 @@ pub async fn connect(url: &str, jwt: &str, tls: Option<&Arc<ClientConfig>>) -> a
         .to_string();
     let tls_needed = needs_tls(url)?;
     let port = uri.port_u16().unwrap_or(if tls_needed { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .with_context(|| format!("connecting to {host}:{port}"))?;
+    let tcp = match connect_to {
+        Some(addr) => TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?,
+        None => TcpStream::connect((host.as_str(), port))
+            .await
+            .with_context(|| format!("connecting to {host}:{port}"))?,
+    };
     tcp.set_nodelay(true).ok();
     let stream: Box<dyn Io> = if tls_needed {
         let config = tls.context("wss:// needs a TLS config (--ca or --insecure)")?;
@@ -140,7 +153,7 @@ mod tests {
             req
         });
         let url = room_url(&format!("ws://{addr}"), "room-1");
-        let Err(err) = connect(&url, "a.b.c", None).await else {
+        let Err(err) = connect(&url, "a.b.c", None, None).await else {
             panic!("a 404 must not upgrade");
         };
         assert_eq!(failure_label(&err), "http 404");
