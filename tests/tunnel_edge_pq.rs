@@ -9,24 +9,22 @@
 //! PQ/classical handshake counters. Xray and OpenSSL are required: without
 //! them the tests fail, they do not skip.
 
+#[path = "common/glommio_run.rs"]
+mod glommio_run;
 #[path = "common/xray_server.rs"]
 mod xray_server;
 
-use std::future::Future;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddrV4, TcpListener};
+use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio_run::{bounded, on_glommio, spawn_digest_target};
 use oxpulse_edge::tunnel::client_driver::connect;
 use oxpulse_edge::tunnel::reality::client::{parse_public_key, RealityClientConfig};
-use oxpulse_edge::tunnel::reality::server::RealityServerKeys;
-use oxpulse_edge::tunnel::reality::{parse_short_id, Ed25519SigningKey, ServerPolicy};
-use oxpulse_edge::tunnel::server_driver::{
-    Deadlines, RealityServerConfig, ServerStats, StatsSnapshot,
-};
+use oxpulse_edge::tunnel::reality::parse_short_id;
+use oxpulse_edge::tunnel::server_driver::{RealityServerConfig, StatsSnapshot};
 use oxpulse_edge::tunnel::vless::{Address, Target};
 use rustls::NamedGroup;
 use uuid::Uuid;
@@ -50,23 +48,9 @@ impl World {
         let keys = RealityKeys::generate();
         let uuid = Uuid::from_bytes(random_bytes::<16>());
         let cfg = RealityServerConfig {
-            policy: ServerPolicy {
-                server_names: vec![SERVER_NAME.to_owned()],
-                short_ids: vec![parse_short_id(SHORT_ID).unwrap()],
-                min_client_ver: None,
-                max_client_ver: None,
-                max_time_diff_ms: 60_000,
-            },
-            keys: RealityServerKeys {
-                x25519: keys.secret.clone(),
-                signer: Ed25519SigningKey::generate().unwrap(),
-            },
-            dest: dest.addr,
-            users: vec![uuid],
-            deadlines: Deadlines::default(),
-            stats: ServerStats::default(),
             transport: Default::default(),
             decryption: None,
+            ..edge_reality_config(dest.addr, &keys, uuid)
         };
         let edge = EdgeServer::start(cfg);
         World {
@@ -114,58 +98,11 @@ fn download() -> Vec<u8> {
     pattern(DOWN, 0x5eed_0002)
 }
 
-/// One connection: reads [`UP`] bytes, answers with their SHA-256 and
-/// [`download()`], half-closes, then drains until the tunnel closes (so the
-/// close sends no reset).
-fn spawn_target() -> (SocketAddrV4, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = match listener.local_addr().unwrap() {
-        std::net::SocketAddr::V4(a) => a,
-        other => panic!("not IPv4: {other}"),
-    };
-    let serve = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("target accept");
-        conn.set_read_timeout(Some(PATIENCE)).unwrap();
-        conn.set_write_timeout(Some(PATIENCE)).unwrap();
-        let mut up = vec![0u8; UP];
-        conn.read_exact(&mut up)
-            .expect("the upload reaches the target");
-        conn.write_all(&sha256(&up)).unwrap();
-        conn.write_all(&download()).unwrap();
-        conn.shutdown(Shutdown::Write).unwrap();
-        io::copy(&mut conn, &mut io::sink()).expect("the tunnel closes");
-    });
-    (addr, serve)
-}
-
-fn on_glommio<F, Fut, T>(test: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(64 << 10)
-        .spawn(test)
-        .unwrap()
-        .join()
-        .unwrap()
-}
-
-/// `fut`, or a panic naming `what` once [`PATIENCE`] has passed.
-async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    let late = async {
-        glommio::timer::sleep(PATIENCE).await;
-        panic!("{what} took longer than {PATIENCE:?}");
-    };
-    futures_lite::future::or(fut, late).await
-}
-
 /// The edge client through the edge server to a fresh target: uploads,
 /// checks the target's digest and the download, and expects a clean end.
 /// Returns the group the client negotiated.
 fn edge_tunnel(world: &World, offer_pq: bool) -> NamedGroup {
-    let (target, serve) = spawn_target();
+    let (target, serve) = spawn_digest_target(1, UP, download());
     let (server, cfg, uuid) = (world.edge.addr, world.client_config(offer_pq), world.uuid);
     let group = on_glommio(move || async move {
         let to = Target {

@@ -6,22 +6,18 @@
 //! glommio executor, std TCP targets; the client runs on a second executor.
 //! OpenSSL is required (the dest); without it the tests fail.
 
+#[path = "common/glommio_run.rs"]
+mod glommio_run;
 #[path = "common/xray_server.rs"]
 mod xray_server;
 
-use std::future::Future;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddrV4, TcpListener};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio_run::{bounded, on_glommio, spawn_digest_target};
 use oxpulse_edge::tunnel::reality::client::{parse_public_key, RealityClientConfig};
-use oxpulse_edge::tunnel::reality::server::RealityServerKeys;
-use oxpulse_edge::tunnel::reality::{parse_short_id, Ed25519SigningKey, ServerPolicy};
-use oxpulse_edge::tunnel::server_driver::{
-    Deadlines, RealityServerConfig, ServerStats, ServerTransport,
-};
+use oxpulse_edge::tunnel::reality::parse_short_id;
+use oxpulse_edge::tunnel::server_driver::{RealityServerConfig, ServerTransport};
 use oxpulse_edge::tunnel::vless::{Address, Target};
 use oxpulse_edge::tunnel::xhttp::{XhttpClientOptions, XhttpConnection, XhttpMode};
 use oxpulse_edge::tunnel::xhttp_server::XhttpServerOptions;
@@ -47,24 +43,9 @@ fn world() -> World {
     let keys = RealityKeys::generate();
     let uuid = Uuid::from_bytes(random_bytes::<16>());
     let cfg = RealityServerConfig {
-        policy: ServerPolicy {
-            server_names: vec![SERVER_NAME.to_owned()],
-            short_ids: vec![parse_short_id(SHORT_ID).unwrap()],
-            min_client_ver: None,
-            max_client_ver: None,
-            max_time_diff_ms: 60_000,
-        },
-        keys: RealityServerKeys {
-            x25519: keys.secret.clone(),
-            signer: Ed25519SigningKey::generate().unwrap(),
-        },
-        dest: dest.addr,
-        users: vec![uuid],
-        deadlines: Deadlines::default(),
-        stats: ServerStats::default(),
-        // The server accepts every mode ("auto"), as a core inbound would.
         transport: ServerTransport::xhttp(XhttpServerOptions::new("/xh")),
         decryption: None,
+        ..edge_reality_config(dest.addr, &keys, uuid)
     };
     let edge = EdgeServer::start(cfg);
     World {
@@ -83,58 +64,12 @@ fn download() -> Vec<u8> {
     pattern(DOWN, 0x0e0e_0002)
 }
 
-/// Serves `n` connections in turn: reads [`UP`] bytes, answers their SHA-256
-/// and [`download()`], half-closes, drains.
-fn spawn_target(n: usize) -> (SocketAddrV4, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = match listener.local_addr().unwrap() {
-        std::net::SocketAddr::V4(a) => a,
-        other => panic!("not IPv4: {other}"),
-    };
-    let serve = std::thread::spawn(move || {
-        for _ in 0..n {
-            let (mut conn, _) = listener.accept().expect("target accept");
-            conn.set_read_timeout(Some(PATIENCE)).unwrap();
-            let mut up = vec![0u8; UP];
-            conn.read_exact(&mut up)
-                .expect("the upload reaches the target");
-            conn.write_all(&sha256(&up)).unwrap();
-            conn.write_all(&download()).unwrap();
-            conn.shutdown(Shutdown::Write).unwrap();
-            io::copy(&mut conn, &mut io::sink()).expect("the tunnel closes");
-        }
-    });
-    (addr, serve)
-}
-
-fn on_glommio<F, Fut, T>(test: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(64 << 10)
-        .spawn(test)
-        .unwrap()
-        .join()
-        .unwrap()
-}
-
-async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    let late = async {
-        glommio::timer::sleep(PATIENCE).await;
-        panic!("{what} took longer than {PATIENCE:?}");
-    };
-    futures_lite::future::or(fut, late).await
-}
-
 /// [`TUNNELS`] tunnels in `mode` over one PQ h2 connection; each uploads,
 /// checks the digest and the download, and sees a clean end. Returns the
 /// negotiated group and the tunnels the connection opened.
 fn run(mode: XhttpMode) -> (Option<NamedGroup>, u64) {
     let w = world();
-    let (target, serve) = spawn_target(TUNNELS);
+    let (target, serve) = spawn_digest_target(TUNNELS, UP, download());
     let server = w.edge.addr;
     let uuid = w.uuid;
     let reality = RealityClientConfig {

@@ -11,23 +11,22 @@
 //! OpenSSL is required (the REALITY dest); without it these tests fail.
 
 mod common;
+#[path = "common/glommio_run.rs"]
+mod glommio_run;
 #[path = "common/xray_server.rs"]
 mod xray_server;
 
-use std::future::Future;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddrV4, TcpListener};
-use std::thread::JoinHandle;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::{prod_setup, start, write_secret};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio_run::{bounded, on_glommio, spawn_digest_target};
 use oxpulse_edge::tunnel::client_driver::reality_handshake;
 use oxpulse_edge::tunnel::reality::client::{parse_public_key, RealityClientConfig};
-use oxpulse_edge::tunnel::reality::server::RealityServerKeys;
-use oxpulse_edge::tunnel::reality::{parse_short_id, Ed25519SigningKey, ServerPolicy};
+use oxpulse_edge::tunnel::reality::parse_short_id;
 use oxpulse_edge::tunnel::server_driver::{
-    Deadlines, Decryption, RealityServerConfig, ServerStats, ServerTransport, StatsSnapshot,
+    Decryption, RealityServerConfig, ServerTransport, StatsSnapshot,
 };
 use oxpulse_edge::tunnel::vless::{Address, Target};
 use oxpulse_edge::tunnel::vless_stream::open_vless;
@@ -53,27 +52,13 @@ fn world(decryption: &str, xhttp: bool) -> World {
     let keys = RealityKeys::generate();
     let uuid = Uuid::from_bytes(random_bytes::<16>());
     let cfg = RealityServerConfig {
-        policy: ServerPolicy {
-            server_names: vec![SERVER_NAME.to_owned()],
-            short_ids: vec![parse_short_id(SHORT_ID).unwrap()],
-            min_client_ver: None,
-            max_client_ver: None,
-            max_time_diff_ms: 60_000,
-        },
-        keys: RealityServerKeys {
-            x25519: keys.secret.clone(),
-            signer: Ed25519SigningKey::generate().unwrap(),
-        },
-        dest: dest.addr,
-        users: vec![uuid],
-        deadlines: Deadlines::default(),
-        stats: ServerStats::default(),
         transport: if xhttp {
             ServerTransport::xhttp(XhttpServerOptions::new("/xh"))
         } else {
             ServerTransport::Raw
         },
         decryption: Some(Decryption::parse(decryption).expect("server decryption string")),
+        ..edge_reality_config(dest.addr, &keys, uuid)
     };
     let edge = EdgeServer::start(cfg);
     World {
@@ -90,52 +75,6 @@ fn upload() -> Vec<u8> {
 
 fn download() -> Vec<u8> {
     pattern(DOWN, 0x7e7e_0002)
-}
-
-/// Serves `n` connections in turn: reads [`UP`] bytes, answers their SHA-256
-/// and [`download()`], half-closes, drains.
-fn spawn_target(n: usize) -> (SocketAddrV4, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = match listener.local_addr().unwrap() {
-        std::net::SocketAddr::V4(a) => a,
-        other => panic!("not IPv4: {other}"),
-    };
-    let serve = std::thread::spawn(move || {
-        for _ in 0..n {
-            let (mut conn, _) = listener.accept().expect("target accept");
-            conn.set_read_timeout(Some(PATIENCE)).unwrap();
-            let mut up = vec![0u8; UP];
-            conn.read_exact(&mut up)
-                .expect("the upload reaches the target");
-            conn.write_all(&sha256(&up)).unwrap();
-            conn.write_all(&download()).unwrap();
-            conn.shutdown(Shutdown::Write).unwrap();
-            io::copy(&mut conn, &mut io::sink()).expect("the tunnel closes");
-        }
-    });
-    (addr, serve)
-}
-
-fn on_glommio<F, Fut, T>(test: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(64 << 10)
-        .spawn(test)
-        .unwrap()
-        .join()
-        .unwrap()
-}
-
-async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    let late = async {
-        glommio::timer::sleep(PATIENCE).await;
-        panic!("{what} took longer than {PATIENCE:?}");
-    };
-    futures_lite::future::or(fut, late).await
 }
 
 /// The server's counters once `pred` holds, bounded by PATIENCE.
@@ -157,7 +96,7 @@ fn stats_when(w: &World, pred: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot
 /// `n` tunnels over raw REALITY, each with its own VLESS Encryption handshake
 /// on one shared ticket cache; returns which of them resumed (0-RTT).
 fn raw_tunnels(w: &World, client: &str, n: usize) -> Vec<bool> {
-    let (target, serve) = spawn_target(n);
+    let (target, serve) = spawn_digest_target(n, UP, download());
     let (server, uuid) = (w.edge.addr, w.uuid);
     let reality = RealityClientConfig::new(
         SERVER_NAME,
@@ -270,7 +209,7 @@ fn forward_with_encryption(xhttp: bool) -> StatsSnapshot {
     const SESSIONS: usize = 4;
     let pair = KeyPair::x25519().unwrap();
     let w = world(&pair.server_config("600s"), xhttp);
-    let (target, serve) = spawn_target(SESSIONS);
+    let (target, serve) = spawn_digest_target(SESSIONS, UP, download());
     let transport = if xhttp {
         "transport = \"xhttp\"\n\n[tunnel.client.xhttp]\npath = \"/xh\"\nmode = \"stream-up\"\n"
     } else {

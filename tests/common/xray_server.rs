@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use oxpulse_edge::tunnel::reality::server::RealityServerKeys;
+use oxpulse_edge::tunnel::reality::{parse_short_id, Ed25519SigningKey, ServerPolicy};
 use oxpulse_edge::tunnel::server_driver::{
-    serve_reality_vless, RealityServerConfig, StatsSnapshot,
+    serve_reality_vless, Deadlines, RealityServerConfig, ServerStats, StatsSnapshot,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -626,4 +628,36 @@ pub fn finish_probe(
     }
     let cert = verifier.0.lock().unwrap().take().expect("a certificate");
     (cert, answer)
+}
+
+/// The short id every edge-server test world accepts.
+pub const EDGE_SHORT_ID: &str = "0123456789abcdef";
+
+/// The edge's REALITY server as the edge↔edge tests configure it: [`SERVER_NAME`],
+/// [`EDGE_SHORT_ID`], `keys`, fallback to `dest`, one VLESS user, raw transport, no
+/// VLESS Encryption (callers change the fields they test).
+pub fn edge_reality_config(
+    dest: SocketAddr,
+    keys: &RealityKeys,
+    uuid: uuid::Uuid,
+) -> RealityServerConfig {
+    RealityServerConfig {
+        policy: ServerPolicy {
+            server_names: vec![SERVER_NAME.to_owned()],
+            short_ids: vec![parse_short_id(EDGE_SHORT_ID).unwrap()],
+            min_client_ver: None,
+            max_client_ver: None,
+            max_time_diff_ms: 60_000,
+        },
+        keys: RealityServerKeys {
+            x25519: keys.secret.clone(),
+            signer: Ed25519SigningKey::generate().unwrap(),
+        },
+        dest,
+        users: vec![uuid],
+        deadlines: Deadlines::default(),
+        stats: ServerStats::default(),
+        transport: Default::default(),
+        decryption: None,
+    }
 }
