@@ -9,16 +9,18 @@
 //!
 //! Run `bash scripts/install-peers.sh` first; without Xray these tests fail.
 
+#[path = "common/glommio_run.rs"]
+mod glommio_run;
 #[path = "common/xray.rs"]
 mod xray;
 
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio_run::{bounded, on_glommio};
 use oxpulse_edge::tunnel::client_driver::ConnectError;
 use oxpulse_edge::tunnel::reality::client::{parse_public_key, RealityClientConfig};
 use oxpulse_edge::tunnel::reality::parse_short_id;
@@ -113,29 +115,6 @@ fn spawn_target() -> (SocketAddr, JoinHandle<()>) {
         conn.write_all(digest(&SHA256, &upload).as_ref()).unwrap();
     });
     (addr, serve)
-}
-
-fn on_glommio<F, Fut, T>(test: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(64 << 10)
-        .spawn(test)
-        .unwrap()
-        .join()
-        .unwrap()
-}
-
-/// `fut`, or a panic naming `what` once [`PATIENCE`] has passed.
-async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    let late = async {
-        glommio::timer::sleep(PATIENCE).await;
-        panic!("{what} took longer than {PATIENCE:?}");
-    };
-    futures_lite::future::or(fut, late).await
 }
 
 fn loopback(port: u16) -> Target {
