@@ -178,6 +178,7 @@ fn aiortc_and_loadgen_share_a_room_media_both_ways() {
         stderr(&probe)
     );
 
+    let loadgen = loadgen_binary();
     let ns = Netns::new();
     let setup = prod_setup(
         "strict",
@@ -203,7 +204,6 @@ fn aiortc_and_loadgen_share_a_room_media_both_ways() {
     );
     let port = edge.front.port().to_string();
     let before = edge.metrics();
-    let loadgen = loadgen_binary();
 
     let run_id = format!("aio{}", std::process::id());
     let room = format!("lg-{run_id}-0");
