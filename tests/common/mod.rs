@@ -17,6 +17,9 @@ pub struct Edge {
     pub admin: SocketAddr,
     pub log: Arc<Mutex<String>>,
     pub dir: tempfile::TempDir,
+    /// The network namespace the edge runs in (`ip netns exec`), if any: its loopback
+    /// listeners are then reached through `ip netns exec … curl`.
+    pub netns: Option<String>,
 }
 
 /// A config directory with a 0600 session secret, certificates and a config file.
@@ -115,7 +118,24 @@ pub fn start(args: &[&str], dir: tempfile::TempDir) -> Edge {
 
 /// As [`start`], with a tracing filter (`RUST_LOG`) such as `info,oxpulse_edge::sfu=debug`.
 pub fn start_with_log(args: &[&str], dir: tempfile::TempDir, filter: &str) -> Edge {
-    let mut child = Command::new(EDGE)
+    spawn(Command::new(EDGE), args, dir, filter, None)
+}
+
+/// As [`start_with_log`], inside the network namespace `netns` (`ip netns exec`, as root).
+pub fn start_in_netns(netns: &str, args: &[&str], dir: tempfile::TempDir, filter: &str) -> Edge {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns, EDGE]);
+    spawn(cmd, args, dir, filter, Some(netns.to_owned()))
+}
+
+fn spawn(
+    mut cmd: Command,
+    args: &[&str],
+    dir: tempfile::TempDir,
+    filter: &str,
+    netns: Option<String>,
+) -> Edge {
+    let mut child = cmd
         .args(args)
         .env("RUST_LOG", filter)
         .stdin(Stdio::null())
@@ -154,6 +174,7 @@ pub fn start_with_log(args: &[&str], dir: tempfile::TempDir, filter: &str) -> Ed
         admin,
         log,
         dir,
+        netns,
     };
     e.wait_ready();
     e
@@ -170,7 +191,7 @@ impl Edge {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(body) = http_get(self.admin, "/readyz") {
+            if let Ok(body) = self.admin_get("/readyz") {
                 if body.0 == 200 {
                     return;
                 }
@@ -206,7 +227,25 @@ impl Edge {
     }
 
     pub fn metrics(&self) -> String {
-        http_get(self.admin, "/metrics").unwrap().1
+        self.admin_get("/metrics").unwrap().1
+    }
+
+    /// GET on the admin listener: directly, or through `curl` inside the edge's namespace.
+    pub fn admin_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        let Some(ns) = &self.netns else {
+            return http_get(self.admin, path);
+        };
+        let url = format!("http://{}{path}", self.admin);
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "10"])
+            .args(["-w", "\n%{http_code}", &url])
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(stderr(&out)));
+        }
+        let text = stdout(&out);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        Ok((status.trim().parse().unwrap_or(0), body.to_owned()))
     }
 
     pub fn log(&self) -> String {
