@@ -21,7 +21,7 @@ packet rate and sizes as the best passing step (and the step above it). The figu
 compared is packets out per CPU-second of the forwarding core: pps_out / (CPU % / 100).
 
 Usage: scripts/bench_sfu.py [--runs 3] [--duration 5] [--warmup 3] [--steps 1,2,4,...]
-                            [--video-kbps 1000] [--threads 1] [--out FILE.md]
+                            [--video-kbps 1000] [--threads 1] [--no-build] [--out FILE.md]
 Needs: taskset, openssl, python3; builds release `edge` and `loadgen`.
 """
 
@@ -261,10 +261,14 @@ def main():
     ap.add_argument("--gen-limit", type=float, default=90.0,
                     help="loadgen CPU %% of its core at which the generator counts as the limit")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the release binaries already in target/ (a worktree rebuilds the edge "
+                         "every time: build.rs watches .git/HEAD, which a worktree does not have)")
     a = ap.parse_args()
     steps = [int(s) for s in a.steps.split(",") if s]
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "oxpulse-edge", "-p", "loadgen"],
-                   cwd=ROOT, check=True)
+    if not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "oxpulse-edge", "-p", "loadgen"],
+                       cwd=ROOT, check=True)
     header = f"{versions()}; 1-minute load average at start {loadavg()}"
     print(header, file=sys.stderr)
     d = Path(tempfile.mkdtemp(prefix="bench-sfu-"))
