@@ -290,10 +290,15 @@ def main():
             gen = med(runs, "loadgen_cpu_pct")
             if not ok:
                 above = rooms
-                limit = "generator" if gen >= a.gen_limit else "edge"
-                stop_reason = (f"{rooms} rooms failed ({why}) with the edge at "
-                               f"{med(runs, 'edge_cpu_pct'):.0f} % CPU and loadgen at {gen:.0f} % "
-                               f"of its core: the {limit} was the limit")
+                edge_cpu = med(runs, "edge_cpu_pct")
+                limit = {(True, False): "the edge was the limit",
+                         (False, True): "the generator was the limit",
+                         (True, True): "both cores were saturated",
+                         (False, False): "neither core was saturated, so the limit is not "
+                                         "attributable to one side"}[
+                    (edge_cpu >= a.gen_limit, gen >= a.gen_limit)]
+                stop_reason = (f"{rooms} rooms failed ({why}) with the edge at {edge_cpu:.0f} % "
+                               f"CPU and loadgen at {gen:.0f} % of its core: {limit}")
                 break
             best = rooms
             if gen >= a.gen_limit:
