@@ -73,6 +73,43 @@ def make_cert(d):
     return crt, key
 
 
+
+class Procs:
+    """Children a benchmark started, each pinned with taskset and stopped by its own pid
+    (shared by bench_tunnel.py and bench_sfu.py). Logs go to `<logdir>/<name>.log`,
+    appended, so a process restarted under the same name keeps its earlier output."""
+
+    def __init__(self, logdir, who):
+        self.logdir = logdir
+        self.who = who
+        self.all = []
+
+    def start(self, name, cpu, argv, port=None):
+        log = open(self.logdir / f"{name}.log", "a")
+        p = subprocess.Popen(["taskset", "-c", cpu] + [str(a) for a in argv],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.all.append(p)
+        if port is not None:
+            try:
+                wait_port(port)
+            except RuntimeError:
+                self.stop_all()
+                sys.exit(f"{self.who}: {name} did not listen on {port}; see {log.name}")
+        return p  # taskset execs, so p.pid is the program's own pid
+
+    def stop(self, p, sig=signal.SIGTERM):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self):
+        for p in reversed(self.all):
+            self.stop(p)
+
 def start_edge(d, crt, key, port, admin):
     secret = d / "session.key"
     secret.write_bytes(os.urandom(48))

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_https import ROOT, free_port, make_cert, wait_port
+from bench_https import ROOT, free_port, make_cert, Procs, wait_port
 
 LOADGEN = ROOT / "target/release/loadgen"
 EDGE = ROOT / "target/release/edge"
@@ -61,39 +61,6 @@ def rss_mib(pid):
             return int(line.split()[1]) / 1024
     return float("nan")
 
-
-class Procs:
-    """Children we started, each stopped by its own pid."""
-
-    def __init__(self, logdir):
-        self.logdir = logdir
-        self.all = []
-
-    def start(self, name, cpu, argv, port=None):
-        log = open(self.logdir / f"{name}.log", "a")
-        p = subprocess.Popen(["taskset", "-c", cpu] + [str(a) for a in argv],
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        self.all.append(p)
-        if port is not None:
-            try:
-                wait_port(port)
-            except RuntimeError:
-                self.stop_all()
-                sys.exit(f"bench_sfu: {name} did not listen on {port}; see {log.name}")
-        return p  # taskset execs, so p.pid is the program's own pid
-
-    def stop(self, p, sig=signal.SIGTERM):
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-    def stop_all(self):
-        for p in reversed(self.all):
-            self.stop(p)
 
 
 def write_edge_config(d, port):
@@ -272,7 +239,7 @@ def main():
     header = f"{versions()}; 1-minute load average at start {loadavg()}"
     print(header, file=sys.stderr)
     d = Path(tempfile.mkdtemp(prefix="bench-sfu-"))
-    procs = Procs(d)
+    procs = Procs(d, "bench_sfu")
     port = free_port()
     cfg, secret = write_edge_config(d, port)
     sfu, ceiling = {}, {}

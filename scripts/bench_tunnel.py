@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 # Same helpers as the HTTPS benchmark (port probing, /proc CPU accounting, certificate).
-from bench_https import ROOT, cpu_seconds, free_port, make_cert, wait_port
+from bench_https import ROOT, cpu_seconds, free_port, make_cert, Procs, wait_port
 
 XRAY = ROOT / "target/peers/xray"
 LOADGEN = ROOT / "target/release/loadgen"
@@ -77,38 +77,6 @@ def serve_bulk(port):
         conn, _ = listener.accept()
         threading.Thread(target=pump, args=(conn,), daemon=True).start()
 
-
-class Procs:
-    """Children we started, each stopped by its own pid at the end."""
-
-    def __init__(self, logdir):
-        self.logdir = logdir
-        self.all = []
-
-    def start(self, name, cpu, argv, port=None):
-        log = open(self.logdir / f"{name}.log", "w")
-        p = subprocess.Popen(["taskset", "-c", cpu] + [str(a) for a in argv],
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        self.all.append(p)
-        if port is not None:
-            try:
-                wait_port(port)
-            except RuntimeError:
-                sys.exit(f"bench_tunnel: {name} did not listen on {port}; see {log.name}")
-        return p  # taskset execs, so p.pid is the program's own pid
-
-    def stop(self, p, sig=signal.SIGTERM):
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-    def stop_all(self):
-        for p in reversed(self.all):
-            self.stop(p)
 
 
 def reality_keys():
@@ -378,7 +346,7 @@ def main():
                    cwd=ROOT, check=True)
     print(versions(), file=sys.stderr)
     d = Path(tempfile.mkdtemp(prefix="bench-tunnel-"))
-    procs = Procs(d)
+    procs = Procs(d, "bench_tunnel")
     try:
         transports = [t for t in a.transports.split(",") if t]
         if not transports or any(t not in ("raw", "xhttp") for t in transports):
